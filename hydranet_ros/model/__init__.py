@@ -1,0 +1,1 @@
+"""The network in plain torch: backbones, decoder, heads, export. Never imports rclpy."""

@@ -1,0 +1,171 @@
+"""The node's parameters: one schema, defaults from config/hydranet.yaml, validation in one place.
+
+The schema here holds what each parameter *is* (type, meaning, allowed values); config/hydranet.yaml holds
+every default. Nothing else declares parameters, the README's table is generated from both
+(`hydranet params --markdown`), and a test checks that the YAML and the schema name the same keys, so the
+three cannot drift apart.
+
+Plain Python, no rclpy: the node turns these into ParameterDescriptors (see node.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CAMERA = "{camera}"  # placeholder in per-camera parameter names: cameras.<name>.<key>
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: type  # bool, int, float, str, or list (of str)
+    description: str
+    choices: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    read_only: bool = False  # changing it needs a restart (re-configure)
+
+    def validate(self, value: Any) -> str | None:
+        """Return why `value` is not acceptable, or None when it is."""
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if self.type is list:
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                return f"{self.name} must be a list of strings, got {value!r}"
+        elif not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
+            return f"{self.name} must be {self.type.__name__}, got {type(value).__name__} {value!r}"
+        if self.type is float and not math.isfinite(value):
+            return f"{self.name} must be finite, got {value!r}"
+        if self.choices and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}"
+        if self.min is not None and value < self.min:
+            return f"{self.name} must be >= {self.min}, got {value!r}"
+        if self.max is not None and value > self.max:
+            return f"{self.name} must be <= {self.max}, got {value!r}"
+        return None
+
+
+SCHEMA: tuple[Param, ...] = (
+    Param("mode", str, "live: latest frame only, best-effort input, stale frames dropped; "
+          "replay: every frame in arrival order, reliable input, use with use_sim_time",
+          choices=("live", "replay"), read_only=True),
+    Param("model", str, "model file (.onnx with its model card beside it); empty: the default model in "
+          "the package's models/", read_only=True),
+    Param("max_age_ms", int, "live mode: frames older than this at inference time are dropped (counted "
+          "as stale)", min=1, max=60_000),
+    Param("score_threshold", float, "detections below this score are not published", min=0.0, max=1.0),
+    Param("diagnostics_period_s", float, "period of the /diagnostics status", min=0.1, max=60.0),
+    Param("camera_names", list, "names of the cameras; each has the cameras.<name>.* parameters below",
+          read_only=True),
+    Param(f"cameras.{CAMERA}.image_topic", str, "image topic of this camera (sensor_msgs/Image, or "
+          "CompressedImage when compressed is true)", read_only=True),
+    Param(f"cameras.{CAMERA}.compressed", bool, "subscribe to sensor_msgs/CompressedImage (jpeg, png)",
+          read_only=True),
+    Param(f"cameras.{CAMERA}.camera_info_topic", str, "sensor_msgs/CameraInfo topic; empty: none (depth "
+          "then uses the model's canonical focal length, with a warning)", read_only=True),
+    Param(f"cameras.{CAMERA}.frame_id", str, "overrides the images' header.frame_id when not empty",
+          read_only=True),
+)
+
+
+class ParameterError(ValueError):
+    """A parameter file or value that the node cannot accept; the message says which and why."""
+
+
+def config_file(name: str) -> Path:
+    """A file of config/: of this source tree (a checkout, pip -e), else of the installed ROS package."""
+    source = Path(__file__).resolve().parents[2] / "config" / name
+    if source.is_file():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("hydranet_ros")) / "config" / name
+    except (ImportError, LookupError, OSError) as exc:  # not installed, or AMENT_PREFIX_PATH unset
+        raise ParameterError(f"cannot find config/{name}: not in {source.parent}, and {exc}") from exc
+
+
+def default_config_path() -> Path:
+    return config_file("hydranet.yaml")
+
+
+def expand(cameras: list[str]) -> list[Param]:
+    """The schema with the per-camera entries instantiated for each camera name."""
+    out: list[Param] = []
+    for p in SCHEMA:
+        if CAMERA in p.name:
+            out.extend(Param(**{**p.__dict__, "name": p.name.replace(CAMERA, c)}) for c in cameras)
+        else:
+            out.append(p)
+    return out
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML mapping -> dotted parameter names, as ROS 2 reads a params file."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def load_params_file(path: Path) -> dict[str, Any]:
+    """Read the `/**: ros__parameters:` section of a ROS 2 params file into dotted names."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ParameterError(f"cannot read parameter file {path}: {exc}") from exc
+    try:
+        section = doc["/**"]["ros__parameters"]
+    except (TypeError, KeyError):
+        raise ParameterError(f"{path}: expected a '/**: ros__parameters:' mapping") from None
+    return flatten(section)
+
+
+def validate(values: dict[str, Any]) -> list[str]:
+    """Every problem with a complete set of parameter values: unknown keys, missing keys, bad values."""
+    cameras = values.get("camera_names")
+    if not isinstance(cameras, list) or not cameras:
+        return ["camera_names must be a non-empty list of camera names"]
+    problems = []
+    if len(set(cameras)) != len(cameras):
+        problems.append(f"camera_names has duplicate names: {cameras}")
+    for c in cameras:
+        if not isinstance(c, str) or not c.isidentifier():
+            problems.append(f"camera name {c!r} must be a plain identifier (letters, digits, _)")
+    schema = {p.name: p for p in expand([c for c in cameras if isinstance(c, str)])}
+    for name in sorted(set(values) - set(schema)):
+        known = ", ".join(sorted(schema))
+        problems.append(f"unknown parameter {name!r} (known: {known})")
+    for name in sorted(set(schema) - set(values)):
+        problems.append(f"missing parameter {name!r}")
+    for name, p in schema.items():
+        if name in values and (why := p.validate(values[name])):
+            problems.append(why)
+    return problems
+
+
+def markdown_table(defaults: dict[str, Any]) -> str:
+    """The README's parameter table, from the schema and the defaults file."""
+    cameras = defaults.get("camera_names", [])
+    rows = ["| parameter | type | default | meaning |", "|---|---|---|---|"]
+    for p in SCHEMA:
+        if CAMERA in p.name:
+            shown = defaults.get(p.name.replace(CAMERA, cameras[0])) if cameras else None
+        else:
+            shown = defaults.get(p.name)
+        allowed = f" ({' / '.join(p.choices)})" if p.choices else ""
+        if p.min is not None or p.max is not None:
+            allowed = f" (range {p.min} to {p.max})"
+        ro = " Read-only while running." if p.read_only else ""
+        name = p.name.replace(CAMERA, "<name>")
+        rows.append(f"| `{name}` | {p.type.__name__} | `{shown!r}` | {p.description}{allowed}.{ro} |")
+    return "\n".join(rows)

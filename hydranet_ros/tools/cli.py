@@ -1,0 +1,49 @@
+"""`hydranet`: one command, one verb per tool. `hydranet --help` lists them; each has its own --help.
+
+Each verb lives in its own module under hydranet_ros/tools/ with `add_arguments(parser)` and `run(args)`;
+this file only wires them up, and imports a verb's module only when that verb runs, so `hydranet --help`
+stays fast and a verb's heavy imports (torch, rclpy) cost nothing to the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# verb -> (module, one-line help). Keep in the order a user meets them.
+VERBS: dict[str, tuple[str, str]] = {
+    "demo": ("hydranet_ros.tools.demo", "start the node on a real frame and show what it publishes"),
+    "publish-image": ("hydranet_ros.tools.publish_image", "publish image files as a camera topic"),
+    "params": ("hydranet_ros.tools.params", "show the node's parameters (table, markdown) or check a params file"),
+    "env": ("hydranet_ros.tools.env", "show what this environment provides (ROS, torch, engines, GPU)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hydranet",
+        description="hydranet_ros: one-pass multi-task camera perception for ROS 2.",
+        epilog="Run 'hydranet VERB --help' for a verb's options. The node itself is 'hydranet_node'.",
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb, (module, help_text) in VERBS.items():
+        p = sub.add_parser(verb, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # A verb's arguments are declared in its module; import only the light part (argparse).
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    module = importlib.import_module(args._module)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

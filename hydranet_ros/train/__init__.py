@@ -1,0 +1,1 @@
+"""Training: datasets, losses, trainer. Depends on hydranet_ros.model only."""

