@@ -72,7 +72,11 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
 fi
 vpy=$venv/bin/python
-pip() { "$vpy" -m pip install --disable-pip-version-check "$@"; }
+# This workplace's pip.conf adds local indexes that lack most projects; pip warns once per project.
+pip() {
+  "$vpy" -m pip install --disable-pip-version-check "$@" \
+    2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+}
 
 # torch first and pinned, so nothing later can pull a different (multi-GB CUDA) build behind our back.
 constraints=$venv/.constraints.txt
@@ -87,6 +91,10 @@ pip -q "torch==$torch_version"
 log "Python dependencies (pip_env/requirements.txt)"
 ort=onnxruntime
 [ "$device" = cuda ] && ort=onnxruntime-gpu
+if [ "$ros_mode" = wheels-jazzy ]; then
+  # The versions the project was last tested with (pip freeze of a working environment).
+  cat "$here/constraints.txt" >> "$constraints"
+fi
 pip -q -c "$constraints" -r "$here/requirements.txt" "$ort"
 
 if [ "$ros_mode" = wheels-jazzy ]; then

@@ -56,7 +56,6 @@ class RosProcess:
         self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     def output(self) -> str:
-        self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:

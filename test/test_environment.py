@@ -7,17 +7,20 @@ hashes, so they interoperate with nodes built against ROS 2's own vision_msgs.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
-from conftest import SAMPLES, wait_for_publishers, spin_until
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray
 
+from conftest import SAMPLES, spin_until, wait_for_publishers
 from hydranet_ros.ros.convert import image_to_numpy
 
-TALKER = __import__("pathlib").Path(__file__).parent / "procs" / "talker.py"
+TALKER = Path(__file__).parent / "procs" / "talker.py"
 FRAME = SAMPLES / "project_video_0750.jpg"
 RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -74,7 +77,7 @@ def test_image_and_detections_cross_process_and_domain_isolation(ros, rclpy_node
     assert {m.header.frame_id for m in dets} & {m.header.frame_id for m in images}
 
 
-def test_vision_msgs_type_hashes_match_upstream(ros, rclpy_node):
+def test_vision_msgs_type_hashes_match_upstream(rclpy_node):
     """The hash each endpoint advertises in the graph (Jazzy type hashes) equals upstream vision_msgs'."""
     from vision_msgs import msg as vm
 
@@ -92,8 +95,6 @@ def test_vision_msgs_type_hashes_match_upstream(ros, rclpy_node):
 @pytest.mark.parametrize("encoding", ["rgb8", "mono8"])
 def test_publish_image_tool_reaches_a_subscriber(ros, rclpy_node, encoding):
     """`hydranet publish-image`, in its own process, delivers every frame it announces."""
-    import sys
-
     node = rclpy_node
     got: list[Image] = []
     node.create_subscription(Image, "/cam/image_raw", got.append, RELIABLE)

@@ -7,6 +7,7 @@ receives. It publishes no perception results yet: the model and the full node ar
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -25,6 +26,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 
 from hydranet_ros import __version__
@@ -94,7 +96,8 @@ class HydraNetNode(Node):
         problems += P.validate({n: v for n, v in values.items() if v is not None})
         # rclpy silently ignores overrides for names nobody declares; a typo in a params file must not
         # pass unnoticed, so compare the overrides with what was declared. rclpy has no public accessor.
-        overrides = set(getattr(self, "_parameter_overrides", {})) - {"use_sim_time"}
+        overrides = {n for n in getattr(self, "_parameter_overrides", {})
+                     if n != "use_sim_time" and not n.startswith("qos_overrides.")}
         problems += [f"unknown parameter {n!r}" for n in sorted(overrides - set(values))]
         if problems:
             raise P.ParameterError("invalid parameters:\n  " + "\n  ".join(dict.fromkeys(problems)))
@@ -171,18 +174,37 @@ def with_default_params(args: list[str]) -> list[str]:
     return args + default
 
 
+def spin_until_signalled(node: Node) -> None:
+    """Spin until SIGINT or SIGTERM, then return normally.
+
+    rclpy's own handler raises KeyboardInterrupt wherever the executor happens to be; inside the C
+    conversion of a large image that surfaces as a RuntimeError and a non-zero exit (seen in our tests).
+    A flag checked between callbacks ends every run the same, clean way.
+    """
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        while not stop.is_set() and rclpy.ok(context=node.context):
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        executor.shutdown()
+
+
 def main(args: list[str] | None = None) -> int:
     argv = with_default_params(list(sys.argv if args is None else args))
     use_shm_profile()
-    rclpy.init(args=argv)
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = HydraNetNode()
-        rclpy.spin(node)
+        spin_until_signalled(node)
     except P.ParameterError as exc:
         print(f"hydranet_node: {exc}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except ExternalShutdownException:
         pass
     finally:
         if node is not None:

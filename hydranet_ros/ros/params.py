@@ -60,7 +60,7 @@ SCHEMA: tuple[Param, ...] = (
           "as stale)", min=1, max=60_000),
     Param("score_threshold", float, "detections below this score are not published", min=0.0, max=1.0),
     Param("diagnostics_period_s", float, "period of the /diagnostics status", min=0.1, max=60.0),
-    Param("camera_names", list, "names of the cameras; each has the cameras.<name>.* parameters below",
+    Param("camera_names", list, "names of the cameras; each has the `cameras.<name>.*` parameters below",
           read_only=True),
     Param(f"cameras.{CAMERA}.image_topic", str, "image topic of this camera (sensor_msgs/Image, or "
           "CompressedImage when compressed is true)", read_only=True),

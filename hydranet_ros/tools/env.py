@@ -9,7 +9,7 @@ import platform
 import shutil
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:  # noqa: ARG001 - no options
+def add_arguments(p: argparse.ArgumentParser) -> None:
     pass
 
 
