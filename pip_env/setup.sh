@@ -32,7 +32,11 @@ import sys
 sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 14) else 1)
 EOF
 
-if [ -n "${ROS_DISTRO:-}" ] && "$python" -c 'import rclpy' 2>/dev/null; then
+if [ -n "${ROS_DISTRO:-}" ]; then
+  # A sourced ROS must be the only ROS in the environment: its libraries are on LD_LIBRARY_PATH, so
+  # installing the Jazzy wheels beside it would mix two distros at run time.
+  "$python" -c 'import rclpy' 2>/dev/null || die "ROS_DISTRO=$ROS_DISTRO is sourced, but its rclpy does not import \
+with $python; run with the distro's interpreter (PYTHON=/usr/bin/python3 make ...) or from a shell without ROS sourced"
   ros_mode="system-$ROS_DISTRO"
 else
   ros_mode=wheels-jazzy
@@ -63,6 +67,11 @@ start=$(date +%s)
 log "setting up $venv ($ros_mode, $device)"
 
 # --- the venv --------------------------------------------------------------------------------------
+mode_file=$venv/.hydranet-ros-mode
+if [ -f "$mode_file" ] && [ "$(cat "$mode_file")" != "$ros_mode" ]; then
+  die "$venv was made for ROS '$(cat "$mode_file")', but this shell has '$ros_mode'; one ROS per environment: \
+remove it (rm -rf $venv) or use another folder (make VENV=.venv-$ros_mode ...)"
+fi
 if [ ! -x "$venv/bin/python" ]; then
   if [ "$ros_mode" = wheels-jazzy ]; then
     "$python" -m venv "$venv" || die "python3 -m venv failed (apt install python3-venv)"
@@ -72,6 +81,7 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
 fi
 vpy=$venv/bin/python
+echo "$ros_mode" > "$mode_file"
 # This workplace's pip.conf adds local indexes that lack most projects; pip warns once per project.
 pip() {
   "$vpy" -m pip install --disable-pip-version-check "$@" \

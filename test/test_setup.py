@@ -36,3 +36,27 @@ def test_second_setup_run_is_quick_and_changes_nothing():
     assert "environment up to date" in out.stderr
     assert took < 30, f"a no-op set-up took {took:.1f} s"
     assert _snapshot(VENV) == before
+
+
+def _setup_with(env_extra: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, **env_extra}
+    return subprocess.run(["bash", str(REPO / "pip_env" / "setup.sh"), str(VENV)], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_a_sourced_ros_whose_rclpy_does_not_import_is_refused():
+    out = _setup_with({"ROS_DISTRO": "humble", "PYTHON": sys.base_prefix + "/bin/python3"})
+    assert out.returncode == 1
+    assert "ROS_DISTRO=humble is sourced, but its rclpy does not import" in out.stderr
+
+
+def test_an_environment_is_never_switched_to_a_second_ros_distro():
+    if not (VENV / ".hydranet-ros-mode").is_file():
+        pytest.skip(f"tests are not running in a venv made by pip_env/setup.sh ({VENV})")
+    before = _snapshot(VENV)
+    # This venv's python imports rclpy (the Jazzy wheels): with ROS_DISTRO set it looks like a sourced
+    # install, which must not be mixed into a wheels environment.
+    out = _setup_with({"ROS_DISTRO": "humble", "PYTHON": sys.executable})
+    assert out.returncode == 1
+    assert "was made for ROS 'wheels-jazzy', but this shell has 'system-humble'" in out.stderr
+    assert _snapshot(VENV) == before
