@@ -14,6 +14,8 @@ import sys
 # verb -> (module, one-line help). Keep in the order a user meets them.
 VERBS: dict[str, tuple[str, str]] = {
     "demo": ("hydranet_ros.tools.demo", "start the node on a real frame and show what it publishes"),
+    "export": ("hydranet_ros.tools.export", "export a model spec (+ weights) to one fused ONNX graph and its card"),
+    "info": ("hydranet_ros.tools.info", "parameters per part, GFLOPs, inputs and outputs of a spec or ONNX model"),
     "publish-image": ("hydranet_ros.tools.publish_image", "publish image files as a camera topic"),
     "params": ("hydranet_ros.tools.params", "show the node's parameters (table, markdown) or check a params file"),
     "env": ("hydranet_ros.tools.env", "show what this environment provides (ROS, torch, engines, GPU)"),
