@@ -26,9 +26,7 @@ HYDRANET = [str(Path(sys.executable).parent / "hydranet")]
 
 
 def with_size(spec: ModelSpec, w: int, h: int) -> ModelSpec:
-    doc = spec.to_dict()
-    doc["input"] = {"width": w, "height": h}
-    return ModelSpec.from_dict(doc)
+    return spec.with_input_size(f"{w}x{h}")
 
 
 def real_frames(w: int, h: int, shared: Path | None = None) -> np.ndarray:
@@ -200,6 +198,9 @@ def test_export_and_info_commands(tmp_path):
     assert "output  depth" in info.stdout and "[batch, 384, 640]" in info.stdout
     total = next(line for line in info.stdout.splitlines() if line.startswith("total"))
     assert float(total.split()[-1]) > 1.0  # GFLOPs at 640x384
+    odd = subprocess.run(HYDRANET + ["info", str(NEKRASOV_SPEC), "--size", "640by384"], capture_output=True,
+                         text=True, timeout=120)
+    assert odd.returncode == 2 and "size must be WxH, e.g. 640x384, got '640by384'" in odd.stderr
     bad = subprocess.run(HYDRANET + ["export", str(tmp_path / "missing.yaml"), "-o", str(tmp_path / "x.onnx")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "cannot read model spec" in bad.stderr

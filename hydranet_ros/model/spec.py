@@ -47,6 +47,16 @@ class ModelSpec:
                 return h
         raise KeyError(f"no head {name!r}; heads: {', '.join(h.name for h in self.heads)}")
 
+    def with_input_size(self, size: str) -> ModelSpec:
+        """The same spec at another input size, given as 'WxH' (e.g. from a --size option)."""
+        try:
+            w, h = (int(v) for v in size.lower().split("x"))
+        except ValueError:
+            raise SpecError(f"size must be WxH, e.g. 640x384, got {size!r}") from None
+        doc = self.to_dict()
+        doc["input"] = {"width": w, "height": h}
+        return ModelSpec.from_dict(doc, source=f"{self.name} at {size}")
+
     def to_dict(self) -> dict[str, Any]:
         """The YAML form (from_dict(to_dict()) == self); also what travels in the ONNX metadata."""
         heads = []

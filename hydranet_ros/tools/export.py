@@ -18,15 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hydranet_ros.model.backbones import WeightsError
     from hydranet_ros.model.export import export_onnx
-    from hydranet_ros.model.spec import ModelSpec, SpecError, load_spec
+    from hydranet_ros.model.spec import SpecError, load_spec
 
     try:
         spec = load_spec(args.spec)
         if args.size:
-            w, h = (int(v) for v in args.size.lower().split("x"))
-            doc = spec.to_dict()
-            doc["input"] = {"width": w, "height": h}
-            spec = ModelSpec.from_dict(doc, source=f"{args.spec} with --size {args.size}")
+            spec = spec.with_input_size(args.size)
         out = export_onnx(spec, args.output, weights=args.weights)
     except (SpecError, ValueError, WeightsError, OSError) as exc:
         print(f"hydranet export: {exc}", file=sys.stderr)

@@ -26,10 +26,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             spec = load_spec(args.model)
         if args.size:
-            w, h = (int(v) for v in args.size.lower().split("x"))
-            doc = spec.to_dict()
-            doc["input"] = {"width": w, "height": h}
-            spec = ModelSpec.from_dict(doc, source=f"--size {args.size}")
+            spec = spec.with_input_size(args.size)
     except (SpecError, ValueError, OSError) as exc:
         print(f"hydranet info: {exc}", file=sys.stderr)
         return 2
