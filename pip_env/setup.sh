@@ -22,6 +22,7 @@ venv=${1:-$root/.venv}
 python=${PYTHON:-python3}
 torch_version=2.13.0
 
+msgs_hash() { find "$here/vision_msgs" -type f | LC_ALL=C sort | xargs cat | sha256sum; }
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
@@ -54,7 +55,7 @@ inputs_hash=$(
   {
     echo "$ros_mode $device $torch_version $("$python" -c 'import sys; print(sys.version)')"
     cat "$here/setup.sh" "$here"/requirements*.txt
-    find "$here/vision_msgs" -type f | LC_ALL=C sort | xargs cat
+    msgs_hash
     cat "$root/setup.py" "$root/setup.cfg" "$root/package.xml"
   } | sha256sum | cut -d' ' -f1
 )
@@ -113,7 +114,7 @@ if [ "$ros_mode" = wheels-jazzy ]; then
 
   # vision_msgs is not on PyPI: build our definitions into the venv prefix.
   if ! "$vpy" -c 'import vision_msgs.msg' 2>/dev/null \
-      || [ "$(cat "$venv/.vision_msgs.sha256" 2>/dev/null)" != "$(find "$here/vision_msgs" -type f | LC_ALL=C sort | xargs cat | sha256sum)" ]; then
+      || [ "$(cat "$venv/.vision_msgs.sha256" 2>/dev/null)" != "$(msgs_hash)" ]; then
     log "building vision_msgs into the venv (cmake, ~30 s)"
     build=$(mktemp -d)
     trap 'rm -rf "$build"' EXIT
@@ -125,7 +126,7 @@ if [ "$ros_mode" = wheels-jazzy ]; then
       cmake --build "$build" -j "$(nproc)" >"$build/build.log" 2>&1 || { tail -40 "$build/build.log" >&2; exit 1; }
       cmake --install "$build" >"$build/install.log" 2>&1 || { tail -40 "$build/install.log" >&2; exit 1; }
     ) || die "building vision_msgs failed (needs cmake >= 3.21 and a C/C++ compiler: apt install cmake g++)"
-    find "$here/vision_msgs" -type f | LC_ALL=C sort | xargs cat | sha256sum > "$venv/.vision_msgs.sha256"
+    msgs_hash > "$venv/.vision_msgs.sha256"
   fi
 else
   "$vpy" -c 'import vision_msgs.msg' 2>/dev/null \

@@ -93,10 +93,8 @@ def export_onnx(spec: ModelSpec, out: Path, weights: Path | None = None,
         dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in names}}, dynamo=False,
     )
     contract = output_contract(fused)
-    depth_heads = [h for h in spec.heads if h.type == "depth"]
-    canonical_fx = depth_heads[0].options.get("canonical_fx") if depth_heads else None
-    if depth_heads and canonical_fx is None:
-        canonical_fx = float(getattr(net.heads[depth_heads[0].name], "canonical_fx", 0.0)) or None
+    depth_heads = [h.name for h in spec.heads if h.type == "depth"]
+    canonical_fx = float(net.heads[depth_heads[0]].canonical_fx) if depth_heads else None
     meta = {
         "format": 1,
         "spec": spec.to_dict(),

@@ -46,6 +46,7 @@ class Head(nn.Module):
 
     # Shadows nn.Module.type(dst_type), a rarely used cast; the registry key reads better than any alternative.
     type: ClassVar[str]
+    needs_classes: ClassVar[bool] = True  # a spec must give this head's type at least one class
 
     def __init__(self, in_channels: int, name: str, classes: Sequence[str]) -> None:
         super().__init__()

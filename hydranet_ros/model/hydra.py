@@ -37,9 +37,7 @@ class HydraNet(nn.Module):
 
     def normalise(self, images_u8: Tensor) -> Tensor:
         """uint8 RGB [B,H,W,3] -> the backbone's normalised float input [B,3,H,W]."""
-        mean = torch.tensor(self.backbone.mean, dtype=torch.float32, device=images_u8.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.backbone.std, dtype=torch.float32, device=images_u8.device).view(1, 3, 1, 1)
-        return (images_u8.permute(0, 3, 1, 2).float() - mean) / std
+        return self.backbone.normalize(images_u8.permute(0, 3, 1, 2).float())
 
 
 class FusedHydraNet(nn.Module):

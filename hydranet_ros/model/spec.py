@@ -13,6 +13,9 @@ from typing import Any
 
 import yaml
 
+from hydranet_ros.model.backbones import BACKBONES
+from hydranet_ros.model.heads import HEADS
+
 _TOP_KEYS = {"name", "backbone", "pretrained_backbone", "decoder", "input", "heads", "description"}
 _HEAD_KEYS = {"name", "type", "classes", "loss_weight"}  # all other keys of a head are its type's options
 
@@ -104,8 +107,6 @@ class ModelSpec:
         pretrained = doc.get("pretrained_backbone", True)
         if not isinstance(pretrained, bool):
             problems.append(f"pretrained_backbone: expected true or false, got {pretrained!r}")
-        from hydranet_ros.model.backbones import BACKBONES
-
         if backbone is not None and backbone not in BACKBONES:
             problems.append(f"backbone: unknown {backbone!r} (valid: {', '.join(sorted(BACKBONES))})")
 
@@ -129,8 +130,6 @@ class ModelSpec:
         raw_heads = need(doc, "heads", list, "")
         if raw_heads is not None and not raw_heads:
             problems.append("heads: at least one head is needed")
-        from hydranet_ros.model.heads import HEADS
-
         for i, h in enumerate(raw_heads or []):
             where = f"heads[{i}]."
             if not isinstance(h, dict):
@@ -150,8 +149,7 @@ class ModelSpec:
                 classes = []
             elif len(set(classes)) != len(classes):
                 problems.append(f"{where}classes: duplicate names in {classes}")
-            needs_classes = htype in HEADS and getattr(HEADS[htype], "needs_classes", True)
-            if needs_classes and not classes:
+            if htype in HEADS and HEADS[htype].needs_classes and not classes:
                 problems.append(f"{where}classes: a {htype} head needs at least one class")
             weight = h.get("loss_weight", 1.0)
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:

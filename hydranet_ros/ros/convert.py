@@ -61,9 +61,11 @@ def image_to_numpy(msg: Image) -> np.ndarray:
         raise ConversionError(f"data has {len(msg.data)} bytes, {msg.width}x{msg.height} {msg.encoding} with "
                               f"step {msg.step} needs {msg.step * (msg.height - 1) + row}")
     buf = np.frombuffer(msg.data, dtype=np.uint8)
-    rows = np.lib.stride_tricks.as_strided(buf, shape=(msg.height, row), strides=(msg.step, 1))
-    arr = rows.view(dt).reshape(msg.height, msg.width, channels) if msg.step == row else \
-        np.ascontiguousarray(rows).view(dt).reshape(msg.height, msg.width, channels)
+    if msg.step == row:
+        packed = buf[: row * msg.height]  # a view: no copy
+    else:  # padded rows: drop the padding (the last row may be unpadded, so no plain reshape)
+        packed = np.lib.stride_tricks.as_strided(buf, shape=(msg.height, row), strides=(msg.step, 1)).copy()
+    arr = packed.view(dt).reshape(msg.height, msg.width, channels)
     arr = arr.astype(arr.dtype.newbyteorder("="), copy=False)
     return arr[:, :, 0] if channels == 1 else arr
 
