@@ -11,6 +11,7 @@ import pytest
 from hydranet_ros.tools.cli import VERBS
 
 HYDRANET = [str(Path(sys.executable).parent / "hydranet")]
+SAMPLE = Path(__file__).resolve().parents[1] / "hydranet_ros" / "samples" / "project_video_0750.jpg"
 
 
 def run(args: list[str], **kw) -> subprocess.CompletedProcess:
@@ -44,6 +45,13 @@ def test_params_check_reports_problems_with_a_users_file(tmp_path):
     assert out.returncode == 2
     assert "mode must be one of live, replay; got 'turbo'" in out.stderr
     assert "missing parameter 'cameras.front.image_topic'" in out.stderr
+
+
+def test_output_piped_into_head_ends_quietly(ros):
+    out = subprocess.run(f"'{HYDRANET[0]}' publish-image '{SAMPLE}' --loop --rate 50 --wait-subscribers 0 | head -n 1",
+                         shell=True, capture_output=True, text=True, timeout=60, env=ros.env())
+    assert out.stdout.startswith("published project_video_0750.jpg 1280x720")
+    assert "Traceback" not in out.stderr, out.stderr
 
 
 def test_env_finds_every_component():
