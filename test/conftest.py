@@ -179,3 +179,23 @@ def wait_for_publishers(node, topic: str, count: int = 1, timeout: float = DISCO
 
 def wait_for_subscribers(node, topic: str, count: int = 1, timeout: float = DISCOVERY_TIMEOUT_S) -> None:
     spin_until(node, lambda: node.count_subscribers(topic) >= count, timeout, f"{count} subscriber(s) on {topic}")
+
+
+TEST_MODEL_SIZE = "320x192"  # the default spec at a smaller input: the same graph, 4x fewer pixels, CPU-friendly
+
+
+@pytest.fixture(scope="session")
+def hydranet_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default spec exported to ONNX (+ card) with its real ImageNet backbone and untrained heads.
+
+    Untrained heads give arbitrary but deterministic outputs of the right kinds and shapes, which is what the
+    node's plumbing tests need; the trained default model (models/) is checked for sense elsewhere."""
+    from hydranet_ros.model.export import export_onnx
+    from hydranet_ros.model.spec import load_spec
+
+    spec = load_spec(REPO / "config" / "models" / "hydranet_effl0_road.yaml").with_input_size(TEST_MODEL_SIZE)
+    out = tmp_path_factory.mktemp("model") / "hydranet_test.onnx"
+    import torch
+
+    torch.manual_seed(0)
+    return export_onnx(spec, out)

@@ -1,20 +1,20 @@
-"""hydranet_node in its own process: announces itself, loads and validates parameters, reports on /diagnostics."""
+"""hydranet_node as a process: parameters, lifecycle, run-time thresholds, and a clear exit on a bad model."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image
-from std_msgs.msg import Header
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from test_pipeline import IMAGE, RELIABLE, start_rig
+from vision_msgs.msg import Detection2DArray
 
-from conftest import SAMPLES, spin_until, wait_for_subscribers
-from hydranet_ros.ros.convert import numpy_to_image
+from conftest import spin_until, wait_for_publishers
 
 NODE = [str(Path(sys.executable).parent / "hydranet_node")]  # the console script, as `ros2 run` would
 
@@ -23,81 +23,127 @@ def _values(status: DiagnosticStatus) -> dict[str, str]:
     return {kv.key: kv.value for kv in status.values}
 
 
-def test_node_announces_and_reports_a_real_frame_on_diagnostics(ros, rclpy_node):
+def _call(node, client, request):
+    spin_until(node, client.service_is_ready, 15.0, f"service {client.srv_name}")
+    future = client.call_async(request)
+    spin_until(node, future.done, 30.0, f"a reply from {client.srv_name}")
+    return future.result()
+
+
+def _wait_for_line(proc, text: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in proc.output() and time.monotonic() < deadline and proc.alive():
+        time.sleep(0.1)
+    assert text in proc.output(), proc.output()
+
+
+def test_lifecycle_configure_activate_deactivate_cleanup(ros, rclpy_node, hydranet_model):
     node = rclpy_node
     diags: list[DiagnosticArray] = []
     node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
-    pub = node.create_publisher(Image, "/camera/front/image_raw", qos_profile_sensor_data)
-    proc = ros.start(NODE, name="hydranet_node")
+    dets: list[Detection2DArray] = []
+    node.create_subscription(Detection2DArray, "/hydranet/front/detections", dets.append, RELIABLE)
+    proc = ros.start(NODE + ["--ros-args", "-p", f"model:={hydranet_model}", "-p", "autostart:=false"],
+                     name="node_lifecycle")
+    get_state = node.create_client(GetState, "/hydranet/get_state")
+    change = node.create_client(ChangeState, "/hydranet/change_state")
 
-    spin_until(node, lambda: bool(diags), 15.0, "the first /diagnostics")
-    first = diags[-1].status[0]
-    assert first.level == DiagnosticStatus.WARN and first.message == "no frames received yet"
-    assert "hydranet_node 0.1.0 up: mode=live" in proc.output()
+    def state() -> str:
+        return _call(node, get_state, GetState.Request()).current_state.label
 
-    wait_for_subscribers(node, "/camera/front/image_raw")
-    rgb = cv2.cvtColor(cv2.imread(str(SAMPLES / "project_video_1050.jpg")), cv2.COLOR_BGR2RGB)
-    sent = 0
+    def transition(tid: int) -> bool:
+        return _call(node, change, ChangeState.Request(transition=Transition(id=tid))).success
 
-    def reported() -> bool:
-        nonlocal sent
-        pub.publish(numpy_to_image(rgb, "rgb8", Header(frame_id="cam_front_test")))
-        sent += 1
-        return any(_values(s).get("frames_received", "0") != "0" for a in diags for s in a.status)
+    assert state() == "unconfigured"
+    spin_until(node, lambda: bool(diags), 15.0, "/diagnostics from an unconfigured node")
+    engine = next(s for s in diags[-1].status if s.name == "hydranet: engine")
+    assert engine.level == DiagnosticStatus.WARN and engine.message == "not configured"
+    assert node.count_publishers("/hydranet/front/detections") == 0
 
-    spin_until(node, reported, 15.0, "the node to report a received frame")
-    status = next(s for a in reversed(diags) for s in a.status if _values(s)["frames_received"] != "0")
-    values = _values(status)
-    assert status.level == DiagnosticStatus.OK
-    assert values["last_size"] == "1280x720" and values["last_encoding"] == "rgb8"
-    assert values["last_frame_id"] == "cam_front_test"
-    assert 1 <= int(values["frames_received"]) <= sent
+    assert transition(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+    wait_for_publishers(node, "/hydranet/front/detections")
+    assert node.count_subscribers("/camera/front/image_raw") == 0, "inactive: not subscribed yet"
+    assert transition(Transition.TRANSITION_ACTIVATE) and state() == "active"
+    rig = start_rig(ros, "rig_lifecycle", rate=4, count=0, wait_for=["/camera/front/image_raw"],
+                    streams=[{"topic": "/camera/front/image_raw", "image": IMAGE, "size": [640, 360]}])
+    spin_until(node, lambda: len(dets) >= 2, 30.0, "detections while active")
+
+    assert transition(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+    spin_until(node, lambda: node.count_subscribers("/camera/front/image_raw") == 0, 10.0, "the unsubscription")
+    settled = len(dets)
+    end = time.monotonic() + 1.5
+    spin_until(node, lambda: time.monotonic() > end, 5.0, "1.5 s")
+    assert len(dets) == settled, "an inactive node publishes nothing"
+    assert transition(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
+    spin_until(node, lambda: node.count_publishers("/hydranet/front/detections") == 0, 10.0, "publishers freed")
+    rig.stop()
     assert proc.stop() == 0, proc.output()
 
 
-def test_overrides_apply_and_bad_values_stop_the_node_with_a_clear_error(ros, tmp_path):
-    ok = ros.start(NODE + ["--ros-args", "-p", "mode:=replay"], name="node_replay")
+def test_overrides_apply_and_bad_values_stop_the_node_with_a_clear_error(ros, tmp_path, hydranet_model):
+    ok = ros.start(NODE + ["--ros-args", "-p", "mode:=replay", "-p", f"model:={hydranet_model}"], name="node_replay")
     bad = ros.start(NODE + ["--ros-args", "-p", "mode:=fast"], name="node_bad")
     user_file = tmp_path / "mine.yaml"
     user_file.write_text("/**:\n  ros__parameters:\n    max_age_msec: 100\n")
     typo = ros.start(NODE + ["--ros-args", "--params-file", str(user_file)], name="node_typo")
+    providers = ros.start(NODE + ["--ros-args", "-p", "providers:=[cuda, gpu]"], name="node_providers")
 
     assert bad.proc.wait(30) == 2, bad.output()
     assert "mode must be one of live, replay; got 'fast'" in bad.output()
     assert typo.proc.wait(30) == 2, typo.output()
     assert "unknown parameter 'max_age_msec'" in typo.output()
-    deadline = time.monotonic() + 20
-    while "up: mode=replay" not in ok.output() and time.monotonic() < deadline and ok.alive():
-        time.sleep(0.1)
-    assert "up: mode=replay" in ok.output(), ok.output()
+    assert providers.proc.wait(30) == 2, providers.output()
+    assert "providers must be a non-empty list without repeats of tensorrt, cuda, cpu" in providers.output()
+    _wait_for_line(ok, "active: subscribed to /camera/front/image_raw")
+    assert "mode=replay" in ok.output()
 
 
-def test_thresholds_change_at_run_time_and_bad_values_are_refused(ros, rclpy_node):
+def test_a_missing_or_replaced_model_stops_the_node_with_what_to_do(ros, tmp_path, hydranet_model):
+    missing = ros.start(NODE + ["--ros-args", "-p", f"model:={tmp_path / 'nope.onnx'}"], name="node_missing")
+    replaced = tmp_path / "replaced.onnx"
+    shutil.copy(hydranet_model, replaced)
+    shutil.copy(hydranet_model.with_suffix(".yaml"), replaced.with_suffix(".yaml"))
+    with open(replaced, "ab") as f:
+        f.write(b"\0")  # still a loadable ONNX file, but not the one its card describes
+    other = ros.start(NODE + ["--ros-args", "-p", f"model:={replaced}"], name="node_replaced")
+    assert missing.proc.wait(60) == 1, missing.output()
+    assert "no model at" in missing.output() and "hydranet export" in missing.output()
+    assert other.proc.wait(60) == 1, other.output()
+    assert "sha256" in other.output() and "Traceback" not in other.output()
+
+
+def test_thresholds_change_at_run_time_and_bad_values_are_refused(ros, rclpy_node, hydranet_model):
     from rcl_interfaces.msg import Parameter as ParameterMsg
     from rcl_interfaces.msg import ParameterType, ParameterValue
     from rcl_interfaces.srv import GetParameters, SetParameters
 
     node = rclpy_node
-    ros.start(NODE, name="hydranet_node_params")
+    dets: list[Detection2DArray] = []
+    node.create_subscription(Detection2DArray, "/hydranet/front/detections", dets.append, RELIABLE)
+    ros.start(NODE + ["--ros-args", "-p", f"model:={hydranet_model}", "-p", "score_threshold:=0.0"],
+              name="hydranet_node_params")
     set_client = node.create_client(SetParameters, "/hydranet/set_parameters")
     get_client = node.create_client(GetParameters, "/hydranet/get_parameters")
-    spin_until(node, lambda: set_client.service_is_ready() and get_client.service_is_ready(), 15.0,
-               "the node's parameter services")
-
-    def call(client, request):
-        future = client.call_async(request)
-        spin_until(node, future.done, 10.0, "a parameter service reply")
-        return future.result()
 
     def set_double(name: str, value: float):
         p = ParameterMsg(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))
-        return call(set_client, SetParameters.Request(parameters=[p])).results[0]
+        return _call(node, set_client, SetParameters.Request(parameters=[p])).results[0]
+
+    wait_for_publishers(node, "/hydranet/front/detections", timeout=30)
+    start_rig(ros, "rig_params", rate=4, count=0, wait_for=["/camera/front/image_raw"],
+              streams=[{"topic": "/camera/front/image_raw", "image": IMAGE, "size": [640, 360]}])
+    spin_until(node, lambda: len(dets) >= 1, 30.0, "detections")
+    assert len(dets[-1].detections) >= 90  # threshold 0: the head's whole top-K
 
     refused = set_double("score_threshold", 1.5)
     assert not refused.successful and "score_threshold must be <= 1.0" in refused.reason
-    assert set_double("score_threshold", 0.6).successful
-    got = call(get_client, GetParameters.Request(names=["score_threshold", "mode"])).values
-    assert got[0].double_value == pytest.approx(0.6) and got[1].string_value == "live"
+    assert set_double("score_threshold", 0.3).successful
+    got = _call(node, get_client, GetParameters.Request(names=["score_threshold", "mode"])).values
+    assert got[0].double_value == pytest.approx(0.3) and got[1].string_value == "live"
+    n = len(dets)
+    spin_until(node, lambda: len(dets) >= n + 3, 30.0, "detections after the change")
+    assert all(d.results[0].hypothesis.score >= 0.3 for d in dets[-1].detections)
+    assert len(dets[-1].detections) < 90
     p = ParameterMsg(name="mode", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="replay"))
-    read_only = call(set_client, SetParameters.Request(parameters=[p])).results[0]
+    read_only = _call(node, set_client, SetParameters.Request(parameters=[p])).results[0]
     assert not read_only.successful, "mode is read-only while running"

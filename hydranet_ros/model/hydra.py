@@ -50,9 +50,13 @@ class FusedHydraNet(nn.Module):
         self._probe_output_names()
 
     def _probe_output_names(self) -> None:
+        # In eval mode: a probe batch in train mode would overwrite BatchNorm's running statistics.
         h, w = self.net.spec.input_height, self.net.spec.input_width
+        was_training = self.net.training
+        self.net.eval()
         with torch.no_grad():
             out = self._outputs(torch.zeros(1, h, w, 3, dtype=torch.uint8))
+        self.net.train(was_training)
         self.output_names = list(out)
 
     def _outputs(self, images_u8: Tensor) -> dict[str, Tensor]:

@@ -1,37 +1,57 @@
-"""hydranet_node: the ROS 2 node.
+"""hydranet_node: N cameras in, one batched HydraNet pass, drivable area + lane lines + depth + detections out.
 
-Foundation stage: the node announces itself, loads and validates its parameters (config/hydranet.yaml plus
-any overrides), subscribes to each configured camera and reports on /diagnostics, once a period, what it
-receives. It publishes no perception results yet: the model and the full node are later issues.
+A lifecycle node (configure: load and warm up the engine; activate: subscribe and start inferring; deactivate:
+stop; cleanup: free). With `autostart` (the default) it walks itself to active, for a plain `ros2 run`.
+
+Threads: the executor only files incoming frames (FrameInbox) and serves parameters, lifecycle and timers. One
+inference thread takes the next batch (one frame per camera), decodes, letterboxes, runs the engine once,
+post-processes into each camera's geometry and publishes. So a slow pass never blocks discovery, parameters or
+diagnostics, and in live mode a busy engine can only ever make frames be replaced, never queue.
 """
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (
+    DurabilityPolicy,
     HistoryPolicy,
     QoSProfile,
     ReliabilityPolicy,
-    qos_profile_sensor_data,
 )
 from rclpy.signals import SignalHandlerOptions
-from sensor_msgs.msg import CompressedImage, Image
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
+from visualization_msgs.msg import MarkerArray
 
 from hydranet_ros import __version__
+from hydranet_ros.ros import outputs as out
 from hydranet_ros.ros import params as P
+from hydranet_ros.ros.convert import numpy_to_image
 from hydranet_ros.ros.dds import use_shm_profile
+from hydranet_ros.ros.inbox import Frame, FrameInbox
+from hydranet_ros.ros.monitor import ERROR, OK, WARN, CameraMonitor
+from hydranet_ros.runtime.contract import ModelContract, ModelError, default_model_path
+from hydranet_ros.runtime.engines import Engine, load_engine
+from hydranet_ros.runtime.overlay import render_overlay
+from hydranet_ros.runtime.postprocess import FrameResult, Intrinsics, depth_to_points, split_batch
+from hydranet_ros.runtime.preprocess import ImageError, decode_compressed, decode_raw, make_batch
 
 _ROS_TYPES = {
     bool: Parameter.Type.BOOL,
@@ -40,48 +60,177 @@ _ROS_TYPES = {
     str: Parameter.Type.STRING,
     list: Parameter.Type.STRING_ARRAY,
 }
+_LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR}
+LOG_THROTTLE_S = 5.0
 
 
 def input_qos(mode: str) -> QoSProfile:
-    """live: best effort, depth 1 (never a queue); replay: reliable, keep all (every frame)."""
+    """live: best effort, depth 1 (never a queue; also matches reliable cameras); replay: reliable, keep all."""
     if mode == "replay":
         return QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=1, reliability=qos_profile_sensor_data.reliability
-    )
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
-@dataclass
-class CameraStats:
-    received: int = 0
-    last_encoding: str = ""
-    last_size: tuple[int, int] = (0, 0)
-    last_frame_id: str = ""
-    arrivals: list[float] = field(default_factory=list)  # monotonic times within the last period
+# Reliable + volatile: what `ros2 bag record`, RViz's defaults and best-effort subscribers all accept.
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+# Labels are published once: late joiners (RViz, a recorder started later) get them from the durability.
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+CAMERA_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
-class HydraNetNode(Node):
+class Camera:
+    """One camera: its parameters, latest calibration, monitor and output publishers."""
+
+    def __init__(self, name: str, values: dict[str, Any]) -> None:
+        self.name = name
+        self.image_topic: str = values[f"cameras.{name}.image_topic"]
+        self.compressed: bool = values[f"cameras.{name}.compressed"]
+        self.info_topic: str = values[f"cameras.{name}.camera_info_topic"]
+        self.frame_id: str = values[f"cameras.{name}.frame_id"]
+        self.fallback_fx: float = values[f"cameras.{name}.fallback_fx"]
+        self.monitor = CameraMonitor(name, self.image_topic)
+        self.info: CameraInfo | None = None
+        self.pubs: dict[str, Any] = {}
+
+    def intrinsics(self, width: int, height: int, canonical_fx: float | None, scale: float) -> Intrinsics:
+        """This frame's intrinsics: camera_info (rescaled if it was calibrated at another resolution), else
+        fallback_fx, else the model's canonical focal length at the network's scale (depth then has the scale
+        the model learnt, which is wrong by the ratio of focal lengths: diagnostics say so)."""
+        info = self.info
+        if info is not None:
+            sx = width / info.width if info.width else 1.0
+            sy = height / info.height if info.height else 1.0
+            k = info.k
+            self.monitor.focal_source = "camera_info"
+            return Intrinsics(k[0], k[4], k[2], k[5]).scaled(sx, sy)
+        if self.fallback_fx > 0:
+            self.monitor.focal_source = "fallback_fx"
+            return Intrinsics.guess(width, height, self.fallback_fx)
+        self.monitor.focal_source = "canonical" if canonical_fx else "not needed"
+        return Intrinsics.guess(width, height, (canonical_fx or 1000.0) / scale)
+
+
+class HydraNetNode(LifecycleNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("hydranet", **kwargs)
-        self._lock = threading.Lock()
         self.values = self._declare_all()
-        self.cameras: list[str] = list(self.values["camera_names"])
-        self.stats = {c: CameraStats() for c in self.cameras}
+        self.cameras = {name: Camera(name, self.values) for name in self.values["camera_names"]}
         self.add_on_set_parameters_callback(self._on_set_parameters)
-
-        qos = input_qos(self.values["mode"])
-        for cam in self.cameras:
-            topic = self.values[f"cameras.{cam}.image_topic"]
-            msg_type = CompressedImage if self.values[f"cameras.{cam}.compressed"] else Image
-            self.create_subscription(msg_type, topic, lambda m, c=cam: self._on_image(c, m), qos)
-
+        self.engine: Engine | None = None
+        self.contract: ModelContract | None = None
+        self.engine_error = ""
+        self.inbox: FrameInbox | None = None
+        self.worker: threading.Thread | None = None
+        self.subscriptions_: list[Any] = []
+        self.passes = 0
+        self.batch_sizes: list[int] = []
+        self._log_times: dict[str, float] = {}
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(self.values["diagnostics_period_s"], self._publish_diagnostics)
-        topics = ", ".join(f"{c}: {self.values[f'cameras.{c}.image_topic']}" for c in self.cameras)
+        self.diag_timer = self.create_timer(self.values["diagnostics_period_s"], self._publish_diagnostics)
+        topics = ", ".join(f"{c.name}: {c.image_topic}" for c in self.cameras.values())
+        self.get_logger().info(f"hydranet_node {__version__}: mode={self.values['mode']}, cameras [{topics}]")
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        model = Path(self.values["model"]).expanduser() if self.values["model"] else default_model_path()
+        cache = self.values["engine_cache_dir"] or "~/.cache/hydranet_ros/engines"
+        try:
+            t0 = time.monotonic()
+            self.engine = load_engine(
+                model, providers=self.values["providers"], fp16=self.values["fp16"],
+                engine_cache_dir=Path(cache).expanduser(), threads=self.values["threads"],
+                warn=self.get_logger().warning,
+            )
+            self.contract = self.engine.contract
+            self.engine.warmup(batch_sizes=sorted({1, len(self.cameras)}))
+        except (ModelError, OSError, ValueError, RuntimeError) as exc:
+            self.engine_error = str(exc)
+            self.get_logger().error(f"cannot load the model: {exc}")
+            self._free_engine()
+            return TransitionCallbackReturn.FAILURE
+        c = self.contract
         self.get_logger().info(
-            f"hydranet_node {__version__} up: mode={self.values['mode']}, cameras [{topics}]; "
-            "no model is loaded yet at this stage of the project, so no perception topics are published"
+            f"model {c.name} ({c.path.name}, sha256 {c.sha256[:12]}) on {self.engine.description}, "
+            f"input {c.input_width}x{c.input_height}, tasks {', '.join(t.name for t in c.tasks)}; "
+            f"loaded and warmed up in {time.monotonic() - t0:.1f} s"
         )
+        for cam in self.cameras.values():
+            self._create_publishers(cam)
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.inbox = FrameInbox(list(self.cameras), self.values["mode"])
+        qos = input_qos(self.values["mode"])
+        for cam in self.cameras.values():
+            msg_type = CompressedImage if cam.compressed else Image
+            self.subscriptions_.append(self.create_subscription(
+                msg_type, cam.image_topic, lambda m, c=cam: self._on_image(c, m), qos))
+            if cam.info_topic:
+                self.subscriptions_.append(self.create_subscription(
+                    CameraInfo, cam.info_topic, lambda m, c=cam: self._on_camera_info(c, m), CAMERA_INFO_QOS))
+        self.worker = threading.Thread(target=self._infer_loop, name="hydranet-infer", daemon=True)
+        self.worker.start()
+        self.get_logger().info("active: subscribed to " + ", ".join(c.image_topic for c in self.cameras.values()))
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_inference()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        for cam in self.cameras.values():
+            for pub in cam.pubs.values():
+                self.destroy_publisher(pub)
+            cam.pubs.clear()
+        self._free_engine()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_inference()
+        self._free_engine()
+        return super().on_shutdown(state)
+
+    def _stop_inference(self) -> None:
+        for sub in self.subscriptions_:
+            self.destroy_subscription(sub)
+        self.subscriptions_.clear()
+        if self.inbox is not None:
+            self.inbox.close()
+        if self.worker is not None:
+            self.worker.join(timeout=30.0)
+        self.worker = self.inbox = None
+
+    def _free_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+        self.engine = None
+
+    def _create_publishers(self, cam: Camera) -> None:
+        assert self.contract is not None
+        base = f"~/{cam.name}"
+        pubs: dict[str, Any] = {}
+        for task in self.contract.tasks:
+            if task.type == "segmentation":
+                pubs[task.name] = self.create_publisher(Image, f"{base}/{task.name}", OUTPUT_QOS)
+            elif task.type == "depth":
+                pubs[task.name] = self.create_publisher(Image, f"{base}/{task.name}", OUTPUT_QOS)
+                pubs["camera_info"] = self.create_publisher(CameraInfo, f"{base}/{task.name}/camera_info",
+                                                            OUTPUT_QOS)
+                pubs["points"] = self.create_publisher(PointCloud2, f"{base}/points", OUTPUT_QOS)
+            elif task.type == "detection":
+                pubs[task.name] = self.create_publisher(Detection2DArray, f"{base}/{task.name}", OUTPUT_QOS)
+            if task.classes:
+                label_pub = self.create_publisher(LabelInfo, f"{base}/{task.name}/label_info", LATCHED_QOS)
+                threshold = self.values["score_threshold"] if task.type == "detection" else 0.0
+                label_pub.publish(out.label_info(Header(frame_id=cam.frame_id), task.classes, threshold))
+                pubs[f"{task.name}/label_info"] = label_pub
+        pubs["overlay"] = self.create_publisher(Image, f"{base}/overlay", OUTPUT_QOS)
+        if self.contract.tasks_of_type("detection") and self.contract.tasks_of_type("depth"):
+            pubs["detections_3d"] = self.create_publisher(Detection3DArray, f"{base}/detections_3d", OUTPUT_QOS)
+            pubs["markers"] = self.create_publisher(MarkerArray, f"{base}/markers", OUTPUT_QOS)
+        cam.pubs = pubs
 
     # --- parameters ---------------------------------------------------------------------------------
     def _declare_all(self) -> dict[str, Any]:
@@ -96,8 +245,11 @@ class HydraNetNode(Node):
         problems += P.validate({n: v for n, v in values.items() if v is not None})
         # rclpy silently ignores overrides for names nobody declares; a typo in a params file must not
         # pass unnoticed, so compare the overrides with what was declared. rclpy has no public accessor.
+        # The package defaults describe a `front` camera; a user who names other cameras leaves those keys
+        # unused, which is not a mistake of theirs.
+        defaults = set(P.load_params_file(P.default_config_path()))
         overrides = {n for n in getattr(self, "_parameter_overrides", {})
-                     if n != "use_sim_time" and not n.startswith("qos_overrides.")}
+                     if n != "use_sim_time" and not n.startswith("qos_overrides.") and n not in defaults}
         problems += [f"unknown parameter {n!r}" for n in sorted(overrides - set(values))]
         if problems:
             raise P.ParameterError("invalid parameters:\n  " + "\n  ".join(dict.fromkeys(problems)))
@@ -109,60 +261,182 @@ class HydraNetNode(Node):
             name=p.name, type=ros_type.value, description=p.description, read_only=p.read_only
         )
         # Declared by type, without a default: config/hydranet.yaml is the one place defaults live.
-        # Without a value from a params file or -p, the value stays None (reported by the caller).
         return self.declare_parameter(p.name, ros_type, descriptor).value
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        schema = {p.name: p for p in P.expand(self.cameras)}
+        schema = {p.name: p for p in P.expand(list(self.cameras) if hasattr(self, "cameras") else [])}
         for change in changes:
             p = schema.get(change.name)
-            if p is None:
-                continue  # use_sim_time and other rclpy parameters
-            if why := p.validate(change.value):
+            if p is not None and (why := p.validate(change.value)):
                 return SetParametersResult(successful=False, reason=why)
-        with self._lock:
-            for change in changes:
-                if change.name in schema:
-                    self.values[change.name] = change.value
+        for change in changes:
+            if change.name in schema:  # a plain dict store: the inference thread reads single keys
+                self.values[change.name] = change.value
         return SetParametersResult(successful=True)
 
-    # --- inputs -------------------------------------------------------------------------------------
-    def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
-        with self._lock:
-            s = self.stats[camera]
-            s.received += 1
-            s.arrivals.append(time.monotonic())
-            s.last_frame_id = msg.header.frame_id
-            if isinstance(msg, Image):
-                s.last_encoding, s.last_size = msg.encoding, (msg.width, msg.height)
-            else:
-                s.last_encoding, s.last_size = msg.format, (0, 0)
+    # --- inputs (executor thread) -------------------------------------------------------------------
+    def _on_image(self, cam: Camera, msg: Image | CompressedImage) -> None:
+        cam.monitor.received()
+        inbox = self.inbox
+        if inbox is not None and inbox.put(cam.name, msg):
+            cam.monitor.dropped("busy")
+
+    def _on_camera_info(self, cam: Camera, msg: CameraInfo) -> None:
+        k = msg.k
+        if not all(math.isfinite(v) for v in (*k, *msg.p)) or k[0] <= 0 or k[4] <= 0:
+            why = f"camera_info on {cam.info_topic} is unusable (fx={k[0]}, fy={k[4]}, non-finite or <= 0); ignored"
+            cam.monitor.dropped("malformed", why)
+            self._throttled_warn(f"info-{cam.name}", why)
+            return
+        cam.info = msg
+
+    # --- inference (worker thread) ------------------------------------------------------------------
+    def _infer_loop(self) -> None:
+        inbox = self.inbox
+        while inbox is not None and not inbox.closed:
+            frames = inbox.take(timeout=0.2)
+            if frames:
+                try:
+                    self._process(frames)
+                except Exception as exc:  # noqa: BLE001 - the loop must survive anything a frame can cause
+                    for f in frames:
+                        self.cameras[f.camera].monitor.engine_failed(f"{type(exc).__name__}: {exc}")
+                    self._throttled_warn("pass", f"inference pass failed: {type(exc).__name__}: {exc}", error=True)
+
+    def _process(self, frames: list[Frame]) -> None:
+        assert self.engine is not None and self.contract is not None
+        live = self.values["mode"] == "live"
+        max_age = self.values["max_age_ms"] / 1000.0
+        batch_frames, images = [], []
+        for f in frames:
+            cam = self.cameras[f.camera]
+            if live and time.monotonic() - f.received > max_age:
+                cam.monitor.dropped("stale")
+                continue
+            t0 = time.monotonic()
+            try:
+                images.append(self._decode(f.msg))
+            except ImageError as exc:
+                why = f"{cam.image_topic}: {exc}"
+                cam.monitor.dropped("malformed", why)
+                self._throttled_warn(f"decode-{cam.name}-{exc.reason}", f"dropped a frame from {why}")
+                continue
+            cam.monitor.stage("decode", _ms(t0))
+            batch_frames.append(f)
+        if not batch_frames:
+            return
+        t0 = time.monotonic()
+        c = self.contract
+        batch, boxes = make_batch(images, c.input_width, c.input_height)
+        t_pre = _ms(t0)
+        t0 = time.monotonic()
+        try:
+            outputs = self.engine.run(batch)
+        except Exception as exc:
+            self.engine_error = f"{type(exc).__name__}: {exc}"
+            raise
+        self.engine_error = ""
+        t_infer = _ms(t0)
+        self.passes += 1
+        self.batch_sizes.append(len(batch_frames))
+        t0 = time.monotonic()
+        intrinsics = [self.cameras[f.camera].intrinsics(lb.src_w, lb.src_h, c.canonical_fx, lb.scale)
+                      for f, lb in zip(batch_frames, boxes, strict=True)]
+        results = split_batch(outputs, c, boxes, intrinsics, self.values["score_threshold"],
+                              self.values["dense_output"])
+        t_post = _ms(t0) / len(batch_frames)
+        for f, rgb, result in zip(batch_frames, images, results, strict=True):
+            cam = self.cameras[f.camera]
+            cam.monitor.stage("preprocess", t_pre)
+            cam.monitor.stage("infer", t_infer)
+            t0 = time.monotonic()
+            self._publish(cam, f.msg.header, rgb, result)
+            cam.monitor.stage("postprocess", t_post)
+            cam.monitor.stage("publish", _ms(t0))
+            stamp = Time.from_msg(f.msg.header.stamp, clock_type=self.get_clock().clock_type)
+            age_ms = (self.get_clock().now() - stamp).nanoseconds / 1e6
+            cam.monitor.published(age_ms)
+
+    def _decode(self, msg: Image | CompressedImage) -> np.ndarray:
+        if isinstance(msg, CompressedImage):
+            return decode_compressed(msg.format, msg.data)
+        return decode_raw(msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian, msg.data)
+
+    def _publish(self, cam: Camera, in_header: Header, rgb: np.ndarray, r: FrameResult) -> None:
+        """Every output of one camera, each with the input's header (stamp unchanged; frame_id overridable).
+        The optional outputs cost nothing unless someone subscribes."""
+        assert self.contract is not None
+        header = Header(stamp=in_header.stamp, frame_id=cam.frame_id or in_header.frame_id)
+        pubs = cam.pubs
+        for name, mask in r.masks.items():
+            pubs[name].publish(numpy_to_image(mask, "mono8", header))
+        depth_tasks = self.contract.tasks_of_type("depth")
+        if r.depth is not None and depth_tasks:
+            pubs[depth_tasks[0].name].publish(numpy_to_image(r.depth, "32FC1", header))
+            pubs["camera_info"].publish(out.dense_camera_info(header, r, cam.info))
+            if pubs["points"].get_subscription_count():
+                colours = cv2.resize(rgb, r.dense_size, interpolation=cv2.INTER_AREA)
+                pts, rgb_packed = depth_to_points(r.depth, r.dense_intrinsics, self.values["points_stride"], colours)
+                pubs["points"].publish(out.point_cloud(header, pts, rgb_packed))
+        all_boxes = []
+        for name, boxes in r.detections.items():
+            pubs[name].publish(out.detection_array(header, boxes))
+            all_boxes += boxes
+        if "detections_3d" in pubs and pubs["detections_3d"].get_subscription_count():
+            pubs["detections_3d"].publish(out.detections_3d(header, all_boxes, r.source_intrinsics))
+        if "markers" in pubs and pubs["markers"].get_subscription_count():
+            pubs["markers"].publish(out.markers(header, all_boxes, r.source_intrinsics, f"hydranet/{cam.name}"))
+        if pubs["overlay"].get_subscription_count():
+            pubs["overlay"].publish(numpy_to_image(render_overlay(rgb, r), "rgb8", header))
+
+    def _throttled_warn(self, key: str, text: str, error: bool = False) -> None:
+        """At most one line per key every LOG_THROTTLE_S: a camera sending garbage at 30 Hz must not flood."""
+        now = time.monotonic()
+        if now - self._log_times.get(key, -math.inf) >= LOG_THROTTLE_S:
+            self._log_times[key] = now
+            (self.get_logger().error if error else self.get_logger().warning)(text)
 
     # --- diagnostics --------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        now = time.monotonic()
-        period = self.values["diagnostics_period_s"]
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
-        with self._lock:
-            for cam, s in self.stats.items():
-                s.arrivals = [t for t in s.arrivals if now - t <= period]
-                st = DiagnosticStatus(name=f"hydranet: camera {cam}", hardware_id=cam)
-                if s.received == 0:
-                    st.level, st.message = DiagnosticStatus.WARN, "no frames received yet"
-                else:
-                    st.level, st.message = DiagnosticStatus.OK, "receiving frames (no model loaded yet)"
-                w, h = s.last_size
-                st.values = [
-                    KeyValue(key="topic", value=self.values[f"cameras.{cam}.image_topic"]),
-                    KeyValue(key="frames_received", value=str(s.received)),
-                    KeyValue(key="input_rate_hz", value=f"{len(s.arrivals) / period:.1f}"),
-                    KeyValue(key="last_encoding", value=s.last_encoding),
-                    KeyValue(key="last_size", value=f"{w}x{h}"),
-                    KeyValue(key="last_frame_id", value=s.last_frame_id),
-                ]
-                array.status.append(st)
+        array.status.append(self._engine_status())
+        active = self.worker is not None
+        for cam in self.cameras.values():
+            level, message, values = cam.monitor.report(self.values["max_age_ms"])
+            if not active:
+                level, message = WARN, "inactive (lifecycle): not subscribed"
+            st = DiagnosticStatus(level=_LEVELS[level], name=f"hydranet: camera {cam.name}", hardware_id=cam.name,
+                                  message=message, values=[KeyValue(key=k, value=v) for k, v in values])
+            array.status.append(st)
         self.diag_pub.publish(array)
+
+    def _engine_status(self) -> DiagnosticStatus:
+        st = DiagnosticStatus(name="hydranet: engine", hardware_id="hydranet")
+        sizes, self.batch_sizes = self.batch_sizes, []
+        if self.engine is None:
+            st.level = DiagnosticStatus.ERROR if self.engine_error else DiagnosticStatus.WARN
+            st.message = f"engine failure: {self.engine_error}" if self.engine_error else "not configured"
+        elif self.engine_error:
+            st.level, st.message = DiagnosticStatus.ERROR, f"engine failure: {self.engine_error}"
+        else:
+            st.level, st.message = DiagnosticStatus.OK, self.engine.description
+        c = self.contract
+        st.values = [
+            KeyValue(key="mode", value=self.values["mode"]),
+            KeyValue(key="model", value=f"{c.name} {c.path.name}" if c else ""),
+            KeyValue(key="model_sha256", value=c.sha256 if c else ""),
+            KeyValue(key="engine", value=self.engine.description if self.engine else ""),
+            KeyValue(key="passes_total", value=str(self.passes)),
+            KeyValue(key="mean_batch_size", value=f"{np.mean(sizes):.2f}" if sizes else "n/a"),
+            KeyValue(key="max_batch_size", value=str(max(sizes)) if sizes else "n/a"),
+            KeyValue(key="queued_frames", value=str(self.inbox.pending()) if self.inbox else "0"),
+        ]
+        return st
+
+
+def _ms(t0: float) -> float:
+    return (time.monotonic() - t0) * 1000.0
 
 
 def with_default_params(args: list[str]) -> list[str]:
@@ -174,7 +448,7 @@ def with_default_params(args: list[str]) -> list[str]:
     return args + default
 
 
-def spin_until_signalled(node: Node) -> None:
+def spin_until_signalled(node: LifecycleNode) -> None:
     """Spin until SIGINT or SIGTERM, then return normally.
 
     rclpy's own handler raises KeyboardInterrupt wherever the executor happens to be; inside the C
@@ -200,6 +474,11 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = HydraNetNode()
+        if node.values["autostart"]:
+            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                print(f"hydranet_node: configure failed: {node.engine_error}", file=sys.stderr)
+                return 1
+            node.trigger_activate()
         spin_until_signalled(node)
     except P.ParameterError as exc:
         print(f"hydranet_node: {exc}", file=sys.stderr)
@@ -208,6 +487,8 @@ def main(args: list[str] | None = None) -> int:
         pass
     finally:
         if node is not None:
+            node._stop_inference()
+            node._free_engine()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -41,7 +41,12 @@ class Param:
             return f"{self.name} must be {self.type.__name__}, got {type(value).__name__} {value!r}"
         if self.type is float and not math.isfinite(value):
             return f"{self.name} must be finite, got {value!r}"
-        if self.choices and value not in self.choices:
+        if self.type is list and self.choices:
+            bad = [v for v in value if v not in self.choices]
+            if bad or not value or len(set(value)) != len(value):
+                return (f"{self.name} must be a non-empty list without repeats of {', '.join(self.choices)}; "
+                        f"got {value!r}")
+        elif self.choices and value not in self.choices:
             return f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}"
         if self.min is not None and value < self.min:
             return f"{self.name} must be >= {self.min}, got {value!r}"
@@ -56,6 +61,17 @@ SCHEMA: tuple[Param, ...] = (
           choices=("live", "replay"), read_only=True),
     Param("model", str, "model file (.onnx with its model card beside it); empty: the default model in "
           "the package's models/", read_only=True),
+    Param("autostart", bool, "configure and activate at start (plain `ros2 run`); false: wait for lifecycle "
+          "transitions (`ros2 lifecycle set /hydranet configure`)", read_only=True),
+    Param("providers", list, "inference engines in order of preference: tensorrt, cuda, cpu (ONNX Runtime); "
+          "unavailable ones are skipped with a warning", choices=("tensorrt", "cuda", "cpu"), read_only=True),
+    Param("fp16", bool, "half precision on the GPU (TensorRT engine, or torch on CUDA)", read_only=True),
+    Param("engine_cache_dir", str, "where TensorRT engines built by `hydranet build-engine` are kept; empty: "
+          "~/.cache/hydranet_ros/engines", read_only=True),
+    Param("threads", int, "CPU inference threads; 0: the engine's default", min=0, max=256, read_only=True),
+    Param("dense_output", str, "resolution of drivable_area, lane_lines and depth: network (the network's "
+          "view of the image, cheap) or source (the camera's resolution)", choices=("network", "source")),
+    Param("points_stride", int, "points: one point per this many depth pixels in each direction", min=1, max=64),
     Param("max_age_ms", int, "live mode: frames older than this at inference time are dropped (counted "
           "as stale)", min=1, max=60_000),
     Param("score_threshold", float, "detections below this score are not published", min=0.0, max=1.0),
@@ -68,6 +84,9 @@ SCHEMA: tuple[Param, ...] = (
           read_only=True),
     Param(f"cameras.{CAMERA}.camera_info_topic", str, "sensor_msgs/CameraInfo topic; empty: none (depth "
           "then uses the model's canonical focal length, with a warning)", read_only=True),
+    Param(f"cameras.{CAMERA}.fallback_fx", float, "focal length (pixels, at the image's resolution) used for "
+          "metric depth until camera_info arrives; 0: the model's canonical focal length (a warning)",
+          min=0.0, max=1e6),
     Param(f"cameras.{CAMERA}.frame_id", str, "overrides the images' header.frame_id when not empty",
           read_only=True),
 )

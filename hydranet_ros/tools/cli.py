@@ -16,6 +16,8 @@ import sys
 VERBS: dict[str, tuple[str, str]] = {
     "demo": ("hydranet_ros.tools.demo", "start the node on a real frame and show what it publishes"),
     "export": ("hydranet_ros.tools.export", "export a model spec (+ weights) to one fused ONNX graph and its card"),
+    "build-engine": ("hydranet_ros.tools.build_engine",
+                     "build the TensorRT engine of a model for this GPU, once, into the engine cache"),
     "info": ("hydranet_ros.tools.info", "parameters per part, GFLOPs, inputs and outputs of a spec or ONNX model"),
     "publish-image": ("hydranet_ros.tools.publish_image", "publish image files as a camera topic"),
     "params": ("hydranet_ros.tools.params", "show the node's parameters (table, markdown) or check a params file"),

@@ -1,0 +1,316 @@
+"""hydranet_node end to end: camera publish -> last output received in another process, beside the engine alone.
+
+    .venv/bin/python bench/node_latency.py [--cameras 1,4] [--rate 30] [--paced-rate 3] [--seconds 20]
+
+Each run has three processes in a fresh ROS domain (loopback discovery, the shared-memory Fast DDS profile):
+the camera rig (test/procs/camera.py: N 1280x720 rgb8 best-effort streams, every stream of a tick stamped with
+the tick's publish time), hydranet_node (live mode, max_age_ms 5000 so nothing is dropped as stale), and this
+process, which subscribes reliably to the five outputs of every camera (drivable_area, lane_lines, depth,
+depth/camera_info, detections) and notes the wall-clock arrival of each.
+
+  e2e        arrival of the last of a tick's 5 x N outputs - the tick's stamp. Only complete ticks count (live
+             mode skips frames that arrive while the engine is busy: by design, reported as drops). The first
+             --warmup s of each run are discarded.
+  engine     engine.run on a batch of B letterboxed 1280x720 frames, in this process while no node runs, same
+             model and threads (p50 of --engine-runs); B = the node's typical batch in that run. make_batch too.
+  overhead   e2e p50 - engine p50, and as % of engine p50.
+  stages     the node's own per-stage means from /diagnostics (decode, preprocess, infer, postprocess, publish).
+
+Two rows per camera count: at --rate, where frames wait in the inbox for the pass in progress (the e2e then
+includes that wait), and "paced" at --paced-rate (lowered if a pass of N frames would not fit twice into one
+period), where waiting is not a factor: its overhead is the pipeline's own (transport, decode, preprocess,
+postprocess, publish). Target (issue 4): overhead <= 15 % of engine time at one camera.
+Prints a markdown table and writes bench/results/node_latency_<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import CameraInfo, Image
+from tqdm import tqdm
+from vision_msgs.msg import Detection2DArray
+
+from hydranet_ros.ros.dds import use_shm_profile
+from hydranet_ros.runtime.engines import load_engine
+from hydranet_ros.runtime.preprocess import make_batch
+
+REPO = Path(__file__).resolve().parents[1]
+RIG = REPO / "test" / "procs" / "camera.py"
+IMAGE = REPO / "hydranet_ros" / "samples" / "project_video_0750.jpg"  # 1280x720
+NODE = Path(sys.executable).parent / "hydranet_node"
+OUTPUTS = {"drivable_area": Image, "lane_lines": Image, "depth": Image, "depth/camera_info": CameraInfo,
+           "detections": Detection2DArray}
+STAGES = ("decode", "preprocess", "infer", "postprocess", "publish")
+RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
+TARGET = 0.15
+
+
+def default_model() -> Path:
+    """The shipped model, else the default spec with untrained heads, exported once (the demo's cache)."""
+    from hydranet_ros.runtime.contract import default_model_path
+
+    if default_model_path().is_file():
+        return default_model_path()
+    out = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hydranet_ros/untrained"
+    out = out / "hydranet_effl0_road_untrained.onnx"
+    if not out.is_file():
+        from hydranet_ros.model.export import export_onnx
+        from hydranet_ros.model.spec import load_spec
+
+        print(f"exporting the default spec (untrained heads; same graph and cost) to {out} ...", flush=True)
+        export_onnx(load_spec(REPO / "config/models/hydranet_effl0_road.yaml"), out)
+    return out
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGINT (a clean rclpy shutdown), then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def spin(executor: SingleThreadedExecutor, until, timeout: float, what: str, procs=()) -> None:
+    deadline = time.monotonic() + timeout
+    while not until():
+        for name, p in procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{name} exited ({p.returncode}) while waiting for {what}; see its log")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        executor.spin_once(timeout_sec=0.05)
+
+
+def wmean(pairs: list[tuple[float, float]]) -> float:
+    """Mean of (value, weight) pairs; nan when there are none or no weight."""
+    total = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / total if total > 0 else float("nan")
+
+
+def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dict:
+    """One run: rig + node as processes, this process measuring. Raw numbers, no engine comparison yet."""
+    domain = random.randint(1, 200)
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
+    context = Context()
+    rclpy.init(context=context, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node("node_latency_bench", context=context)
+    arrivals: dict[int, dict[tuple[str, str], int]] = defaultdict(dict)  # stamp ns -> (camera, output) -> ns
+    diags: list[tuple[int, dict[str, dict[str, str]]]] = []
+
+    def on_output(msg, key: tuple[str, str]) -> None:
+        t = time.time_ns()
+        arrivals[msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec].setdefault(key, t)
+
+    for c in cams:
+        for o, msg_type in OUTPUTS.items():
+            node.create_subscription(msg_type, f"/hydranet/{c}/{o}", lambda m, k=(c, o): on_output(m, k), RELIABLE)
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda a: diags.append(
+        (time.time_ns(), {s.name: {kv.key: kv.value for kv in s.values} for s in a.status})), 50)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    procs: list[tuple[str, subprocess.Popen]] = []
+    logs = []
+
+    def start(name: str, argv: list[str]) -> subprocess.Popen:
+        logs.append(open(log_dir / f"{tag}.{name}.log", "wb"))  # noqa: SIM115 - closed in finally
+        procs.append((name, subprocess.Popen(argv, env=env, stdout=logs[-1], stderr=subprocess.STDOUT)))
+        return procs[-1][1]
+
+    try:
+        params = {"model": str(args.model), "mode": "live", "max_age_ms": 5000, "threads": args.threads,
+                  "camera_names": cams}
+        for c in cams:
+            params.update({f"cameras.{c}.image_topic": f"/camera/{c}/image_raw", f"cameras.{c}.compressed": False,
+                           f"cameras.{c}.camera_info_topic": "", f"cameras.{c}.fallback_fx": 1000.0,
+                           f"cameras.{c}.frame_id": ""})
+        ros_args = [a for k, v in params.items() for a in ("-p", f"{k}:={json.dumps(v)}")]
+        start("node", [str(NODE), "--ros-args", *ros_args])
+        spin(executor, lambda: all(node.count_publishers(f"/hydranet/{c}/{o}") for c in cams for o in OUTPUTS),
+             120, "the node's outputs (model load + warm-up)", procs)
+        streams = [{"topic": f"/camera/{c}/image_raw", "image": str(IMAGE), "qos": "best_effort",
+                    "frame_id": f"camera_{c}"} for c in cams]
+        plan = {"rate": rate, "count": 0, "wait_for": [s["topic"] for s in streams], "streams": streams}
+        start("rig", [sys.executable, str(RIG), json.dumps(plan)])
+        spin(executor, lambda: bool(arrivals), 60, "the first output", procs)
+        t0 = min(arrivals)  # stamp of the first frame processed, ~ the rig's first tick
+        t_from, t_to = t0 + int(args.warmup * 1e9), t0 + int((args.warmup + args.seconds) * 1e9)
+        spin(executor, lambda: time.time_ns() >= t_to, args.warmup + args.seconds + 30, "the run's end", procs)
+        stop(procs[1][1])
+        count = -1  # drain: the outputs of frames still in flight
+        while count != sum(map(len, arrivals.values())) and time.time_ns() < t_to + 15e9:
+            count = sum(map(len, arrivals.values()))
+            end = time.monotonic() + 1.0
+            while time.monotonic() < end:
+                executor.spin_once(timeout_sec=0.05)
+    finally:
+        for _, p in reversed(procs):
+            stop(p)
+        for f in logs:
+            f.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+    need = len(cams) * len(OUTPUTS)
+    window = {s: a for s, a in arrivals.items() if t_from <= s < t_to}
+    e2e = sorted((max(a.values()) - s) / 1e6 for s, a in window.items() if len(a) == need)
+    frames = sorted((max(t for (c2, _), t in a.items() if c2 == c) - s) / 1e6 for s, a in window.items()
+                    for c in cams if sum(c2 == c for c2, _ in a) == len(OUTPUTS))
+    # /diagnostics of the window: the first report is the baseline for totals, the later ones are its periods.
+    seen = [d for t, d in diags if t_from <= t <= t_to + 1e9]
+    periods = [d[f"hydranet: camera {c}"] for d in seen[1:] for c in cams]
+    stages = {}
+    for s in STAGES:
+        pairs = [(float(v[f"latency_{s}_ms"]), float(v["output_rate_hz"])) for v in periods
+                 if v[f"latency_{s}_ms"] != "n/a" and float(v["output_rate_hz"]) > 0]
+        stages[s] = wmean(pairs)
+    eng = [d["hydranet: engine"] for d in seen]
+    pb = [(float(b["mean_batch_size"]), int(b["passes_total"]) - int(a["passes_total"]))
+          for a, b in zip(eng, eng[1:], strict=False) if b["mean_batch_size"] != "n/a"]
+    mean_batch = wmean(pb)
+
+    def total(key: str) -> int:  # over the window, all cameras
+        return sum(int(seen[-1][f"hydranet: camera {c}"][key]) - int(seen[0][f"hydranet: camera {c}"][key])
+                   for c in cams) if len(seen) > 1 else 0
+
+    return {"cameras": len(cams), "rate_hz": rate, "seconds": args.seconds,
+            "offered_ticks": round(rate * args.seconds), "complete_ticks": len(e2e),
+            "partial_ticks": len(window) - len(e2e), "results_per_s": len(e2e) / args.seconds,
+            "e2e_ms": e2e, "frame_e2e_ms": frames, "stage_means_ms": stages, "mean_batch": mean_batch,
+            "max_batch": max((int(e["max_batch_size"]) for e in eng if e["max_batch_size"] != "n/a"), default=0),
+            **{k: total(f"{k}_total") for k in ("received", "published", "dropped_busy", "dropped_stale")}}
+
+
+def time_engine(engine, runs: int, batch_size: int) -> dict:
+    """engine.run and make_batch on B copies of the 1280x720 sample (letterboxed), p50 of `runs`."""
+    rgb = cv2.cvtColor(cv2.imread(str(IMAGE)), cv2.COLOR_BGR2RGB)
+    c = engine.contract
+    batch, _ = make_batch([rgb] * batch_size, c.input_width, c.input_height)
+    engine.warmup(batch_sizes=(batch_size,))
+    run_ms, pre_ms = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        batch, _ = make_batch([rgb] * batch_size, c.input_width, c.input_height)
+        pre_ms.append((time.perf_counter() - t) * 1e3)
+        t = time.perf_counter()
+        engine.run(batch)
+        run_ms.append((time.perf_counter() - t) * 1e3)
+    return {"batch": batch_size, "engine_p50_ms": float(np.median(run_ms)),
+            "make_batch_p50_ms": float(np.median(pre_ms)), "engine_ms": run_ms, "make_batch_ms": pre_ms}
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def row(r: dict) -> str:
+    e2e, eng = pct(r["e2e_ms"], 50), r["engine"]["engine_p50_ms"]
+    st = r["stage_means_ms"]
+    rate = f"{r['rate_hz']:g}" + (" paced" if r["kind"] == "paced" else "")
+    return (f"| {r['cameras']} | {rate} | {r['results_per_s']:.2f} | {e2e:.0f} | {pct(r['e2e_ms'], 95):.0f} | "
+            f"{r['mean_batch']:.2f} | {eng:.0f} (B={r['engine']['batch']}) | {r['engine']['make_batch_p50_ms']:.1f} | "
+            f"{e2e - eng:.0f} | {100 * (e2e - eng) / eng:.0f} % | "
+            + " | ".join(f"{st[s]:.1f}" for s in STAGES)
+            + f" | {r['dropped_busy']} | {r['complete_ticks']} / {r['offered_ticks']} |")
+
+
+HEADER = ("| cameras | rate Hz | results/s | e2e p50 ms | e2e p95 ms | node batch | engine p50 ms | make_batch ms | "
+          "overhead p50 ms | overhead % | decode | preprocess | infer | postprocess | publish | busy drops | "
+          "complete / offered ticks |\n|" + "---|" * 17)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cameras", default="1,4", help="camera counts, comma-separated (default: %(default)s)")
+    ap.add_argument("--rate", type=float, default=30.0, help="camera rate, Hz (default: %(default)s)")
+    ap.add_argument("--paced-rate", type=float, default=3.0, help="rate of the paced rows, Hz; lowered to half "
+                    "the engine's rate for a batch of N frames where needed (default: %(default)s)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (default: %(default)s)")
+    ap.add_argument("--warmup", type=float, default=3.0, help="seconds discarded first (default: %(default)s)")
+    ap.add_argument("--model", type=Path, help="model .onnx (card beside it); default: the shipped model, else "
+                    "the default spec with untrained heads, exported once to ~/.cache/hydranet_ros/untrained")
+    ap.add_argument("--threads", type=int, default=0, help="inference threads, node and engine-only "
+                    "(0: the engine's default; default: %(default)s)")
+    ap.add_argument("--engine-runs", type=int, default=20, help="engine-only timed runs (default: %(default)s)")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="folder for the JSON")
+    args = ap.parse_args()
+    counts = [int(n) for n in args.cameras.split(",")]
+    args.model = (args.model or default_model()).resolve()
+
+    log_dir = Path(tempfile.mkdtemp(prefix="hydranet_node_latency_"))
+    os.environ.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOG_DIR=str(log_dir))
+    os.environ.pop("ROS_STATIC_PEERS", None)
+    use_shm_profile()  # before any rclpy.init, here and (through the environment) in the children
+    engine = load_engine(args.model, providers=("cpu",), threads=args.threads)
+    timed: dict[int, dict] = {}
+
+    def engine_for(batch: int) -> dict:  # only ever called while no node runs
+        if batch not in timed:
+            timed[batch] = time_engine(engine, args.engine_runs, batch)
+        return timed[batch]
+
+    runs = []
+    plan = [(n, kind) for n in counts for kind in ("paced", "rate")]
+    with tqdm(plan, desc="runs", unit="run") as bar:
+        for n, kind in bar:
+            rate = args.rate
+            if kind == "paced":
+                fits = 1000.0 / (2 * engine_for(n)["engine_p50_ms"])
+                rate = args.paced_rate if args.paced_rate <= fits else max(0.1, int(fits * 10) / 10)
+            bar.set_postfix_str(f"{n} camera(s) at {rate:g} Hz")
+            r = node_run(args, [f"cam{i}" for i in range(n)], rate, log_dir, f"{n}cam_{kind}")
+            batch = n if np.isnan(r["mean_batch"]) else max(1, min(n, round(r["mean_batch"])))
+            runs.append({**r, "kind": kind, "engine": engine_for(batch)})
+    engine.close()
+
+    c = engine.contract
+    print(f"\n{c.name}, {c.input_width}x{c.input_height}, {engine.description}, threads {args.threads}; "
+          f"{args.seconds:g} s per run after {args.warmup:g} s warm-up; stage columns: the node's means, ms")
+    print(HEADER)
+    for r in runs:
+        print(row(r))
+    for r in runs:
+        if r["cameras"] == 1:
+            e2e, eng = pct(r["e2e_ms"], 50), r["engine"]["engine_p50_ms"]
+            share = (e2e - eng) / eng
+            verdict = "meets" if share <= TARGET else "misses"
+            print(f"1 camera at {r['rate_hz']:g} Hz{' (paced)' if r['kind'] == 'paced' else ''}: overhead "
+                  f"{e2e - eng:.1f} ms = {100 * share:.0f} % of the engine's {eng:.1f} ms: {verdict} the target "
+                  f"(<= {100 * TARGET:.0f} %)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"node_latency_{time.strftime('%Y%m%d_%H%M%S')}.json"
+    out.write_text(json.dumps({
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "model": c.name, "model_sha256": c.sha256, "input": [c.input_width, c.input_height],
+        "engine": engine.description, "machine": platform.machine(), "processor": platform.processor(),
+        "cpus": os.cpu_count(), "engine_only": list(timed.values()), "runs": runs, "logs": str(log_dir),
+    }, indent=1))
+    print(f"wrote {out}; process logs in {log_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
