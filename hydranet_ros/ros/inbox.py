@@ -46,12 +46,20 @@ class FrameInbox:
             self._cond.notify()
         return replaced
 
-    def take(self, timeout: float) -> list[Frame]:
+    def take(self, timeout: float, gather: float = 0.0) -> list[Frame]:
         """Wait up to `timeout` s for frames; then one per camera that has any (the next batch). [] on timeout
-        or once closed."""
+        or once closed.
+
+        `gather` (s): once a frame waits, give the other cameras up to this long after its arrival to deliver
+        theirs. Synchronised cameras publish a few ms apart; without it their frames of one instant would be
+        split over two passes, each paying for a whole pass."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._closed or any(self._queues.values()), timeout):
                 return []
+            if gather > 0 and not self._closed:
+                first = min(q[0].received for q in self._queues.values() if q)
+                self._cond.wait_for(lambda: self._closed or all(self._queues.values()),
+                                    max(0.0, first + gather - time.monotonic()))
             if self._closed:
                 return []
             return [q.popleft() for q in self._queues.values() if q]

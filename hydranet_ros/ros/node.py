@@ -294,7 +294,7 @@ class HydraNetNode(LifecycleNode):
     def _infer_loop(self) -> None:
         inbox = self.inbox
         while inbox is not None and not inbox.closed:
-            frames = inbox.take(timeout=0.2)
+            frames = inbox.take(timeout=0.2, gather=self.values["batch_window_ms"] / 1000.0)
             if frames:
                 try:
                     self._process(frames)

@@ -74,8 +74,11 @@ SCHEMA: tuple[Param, ...] = (
     Param("points_stride", int, "points: one point per this many depth pixels in each direction", min=1, max=64),
     Param("max_age_ms", int, "live mode: frames older than this at inference time are dropped (counted "
           "as stale)", min=1, max=60_000),
+    Param("batch_window_ms", int, "after a camera's frame arrives, wait up to this long for the other cameras' "
+          "frames, so that frames of one instant share a pass", min=0, max=1000),
     Param("score_threshold", float, "detections below this score are not published", min=0.0, max=1.0),
-    Param("diagnostics_period_s", float, "period of the /diagnostics status", min=0.1, max=60.0),
+    Param("diagnostics_period_s", float, "period of the /diagnostics status", min=0.1, max=60.0,
+          read_only=True),
     Param("camera_names", list, "names of the cameras; each has the `cameras.<name>.*` parameters below",
           read_only=True),
     Param(f"cameras.{CAMERA}.image_topic", str, "image topic of this camera (sensor_msgs/Image, or "
