@@ -311,6 +311,8 @@ def test_bad_input_is_counted_and_logged_and_the_other_cameras_keep_going(ros, r
     nan_status = c.camera_status("nan_info")[-1]
     assert int(values(nan_status)["dropped_malformed_total"]) > 0
     assert values(nan_status)["focal_length_from"] == "canonical"
+    assert nan_status.level == DiagnosticStatus.WARN
+    assert "camera nan_info: no camera_info yet and fallback_fx is 0" in node.output()
     for cam in good:
         st = c.camera_status(cam)[-1]
         assert int(values(st)["published_total"]) > 0 and int(values(st)["dropped_malformed_total"]) == 0, cam

@@ -342,6 +342,14 @@ class HydraNetNode(LifecycleNode):
         t0 = time.monotonic()
         intrinsics = [self.cameras[f.camera].intrinsics(lb.src_w, lb.src_h, c.canonical_fx, lb.scale)
                       for f, lb in zip(batch_frames, boxes, strict=True)]
+        for f in batch_frames:
+            cam = self.cameras[f.camera]
+            if cam.monitor.focal_source == "canonical":
+                why = "no camera_info yet" if cam.info_topic else "no camera_info_topic"
+                self._throttled_warn(
+                    f"fx-{cam.name}", f"camera {cam.name}: {why} and fallback_fx is 0: metric depth assumes the "
+                    f"model's canonical focal length ({c.canonical_fx:.1f} px at the network's resolution), so it is "
+                    "off by the ratio of the real focal length to that", period=60.0)
         results = split_batch(outputs, c, boxes, intrinsics, self.values["score_threshold"],
                               self.values["dense_output"])
         t_post = _ms(t0) / len(batch_frames)
@@ -389,10 +397,10 @@ class HydraNetNode(LifecycleNode):
         if pubs["overlay"].get_subscription_count():
             pubs["overlay"].publish(numpy_to_image(render_overlay(rgb, r), "rgb8", header))
 
-    def _throttled_warn(self, key: str, text: str, error: bool = False) -> None:
-        """At most one line per key every LOG_THROTTLE_S: a camera sending garbage at 30 Hz must not flood."""
+    def _throttled_warn(self, key: str, text: str, error: bool = False, period: float = LOG_THROTTLE_S) -> None:
+        """At most one line per key every `period` s: a camera sending garbage at 30 Hz must not flood the log."""
         now = time.monotonic()
-        if now - self._log_times.get(key, -math.inf) >= LOG_THROTTLE_S:
+        if now - self._log_times.get(key, -math.inf) >= period:
             self._log_times[key] = now
             (self.get_logger().error if error else self.get_logger().warning)(text)
 
