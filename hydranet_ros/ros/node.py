@@ -135,12 +135,12 @@ class HydraNetNode(LifecycleNode):
     # --- lifecycle ----------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         model = Path(self.values["model"]).expanduser() if self.values["model"] else default_model_path()
-        cache = self.values["engine_cache_dir"] or "~/.cache/hydranet_ros/engines"
+        cache = Path(self.values["engine_cache_dir"]).expanduser() if self.values["engine_cache_dir"] else None
         try:
             t0 = time.monotonic()
             self.engine = load_engine(
                 model, providers=self.values["providers"], fp16=self.values["fp16"],
-                engine_cache_dir=Path(cache).expanduser(), threads=self.values["threads"],
+                engine_cache_dir=cache, threads=self.values["threads"],  # None: build-engine's default too
                 warn=self.get_logger().warning,
             )
             self.contract = self.engine.contract
