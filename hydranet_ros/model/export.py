@@ -8,7 +8,6 @@ in `<model>.yaml` beside it, with the ONNX file's sha256 so the runtime can chec
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -18,20 +17,13 @@ import torch
 import yaml
 
 from hydranet_ros import __version__
+from hydranet_ros.hashing import sha256_of
 from hydranet_ros.model.backbones import WeightsError, read_state_dict
 from hydranet_ros.model.hydra import FusedHydraNet, HydraNet
 from hydranet_ros.model.spec import ModelSpec
 
 OPSET = 17
 METADATA_KEY = "hydranet"
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_weights(net: torch.nn.Module, path: Path) -> None:

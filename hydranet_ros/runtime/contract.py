@@ -10,13 +10,14 @@ Torch is imported only for checkpoints (model/ imports it), so the ONNX path run
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from hydranet_ros.hashing import sha256_of
 
 METADATA_KEY = "hydranet"  # as model/export.py writes it (not imported: that module imports torch)
 DEFAULT_MODEL = "hydranet_effl0_road.onnx"
@@ -56,14 +57,6 @@ class ModelContract:
 
     def tasks_of_type(self, type: str) -> list[Task]:
         return [t for t in self.tasks if t.type == type]
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def card_path(model_path: Path) -> Path:
