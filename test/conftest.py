@@ -21,6 +21,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ASSETS = REPO.parent / "shared" / "assets"
 SAMPLES = REPO / "hydranet_ros" / "samples"
+NODE = [str(Path(sys.executable).parent / "hydranet_node")]  # the console script, as `ros2 run` would
+CAMERA_RIG = REPO / "test" / "procs" / "camera.py"
+IMAGE = str(SAMPLES / "project_video_0750.jpg")  # 1280x720
+INTRINSICS = str(SAMPLES / "udacity_camera_intrinsics.json")
 DISCOVERY_TIMEOUT_S = 10.0  # discovery takes < 50 ms usually, but 1.8-3.2 s in 1 run of 4-8 here
 
 # Fast DDS can use domain ids 0-232; keep clear of 0 (everyone's default) and of the top end.
@@ -199,3 +203,19 @@ def hydranet_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     torch.manual_seed(0)
     return export_onnx(spec, out)
+
+
+def reliable_qos(depth: int = 50):
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
+
+
+RELIABLE = reliable_qos()
+
+
+def start_rig(ros: RosEnv, name: str, **plan) -> RosProcess:
+    """The camera rig (test/procs/camera.py) in its own process; `plan` as its docstring describes."""
+    import json
+
+    return ros.start_python(CAMERA_RIG, json.dumps(plan), name=name)

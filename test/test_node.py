@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState, GetState
-from test_pipeline import IMAGE, RELIABLE, start_rig
 from vision_msgs.msg import Detection2DArray
 
-from conftest import spin_until, wait_for_publishers
-
-NODE = [str(Path(sys.executable).parent / "hydranet_node")]  # the console script, as `ros2 run` would
+from conftest import IMAGE, NODE, RELIABLE, spin_until, start_rig, wait_for_publishers
 
 
 def _values(status: DiagnosticStatus) -> dict[str, str]:

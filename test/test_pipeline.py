@@ -9,7 +9,6 @@ real ONNX Runtime, arbitrary but deterministic outputs.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -22,13 +21,8 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
-from conftest import REPO, SAMPLES, spin_until, wait_for_publishers
+from conftest import IMAGE, INTRINSICS, NODE, RELIABLE, spin_until, start_rig, wait_for_publishers
 
-NODE = [str(Path(sys.executable).parent / "hydranet_node")]
-CAMERA_RIG = REPO / "test" / "procs" / "camera.py"
-IMAGE = str(SAMPLES / "project_video_0750.jpg")  # 1280x720
-INTRINSICS = str(SAMPLES / "udacity_camera_intrinsics.json")
-RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
 BEST_EFFORT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
 LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -46,10 +40,6 @@ def start_node(ros, model: Path, cameras: dict[str, dict], name: str, **params) 
     for key, value in params.items():
         args += ["-p", f"{key}:={json.dumps(value)}"]
     return ros.start(NODE + ["--ros-args", *args], name=name)
-
-
-def start_rig(ros, name: str, **plan) -> object:
-    return ros.start_python(CAMERA_RIG, json.dumps(plan), name=name)
 
 
 class Collector:

@@ -89,7 +89,6 @@ def _describe(msg) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import cv2
-    import numpy as np
 
     images = args.image or DEFAULT_IMAGES
     frames = []
@@ -112,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
     from visualization_msgs.msg import MarkerArray
 
-    from hydranet_ros.ros.convert import camera_info_from_json, numpy_to_image
+    from hydranet_ros.ros.convert import camera_info_from_json, image_to_numpy, numpy_to_image
     from hydranet_ros.ros.dds import use_shm_profile
     from hydranet_ros.runtime.overlay import colourise_depth
 
@@ -177,11 +176,9 @@ def run(args: argparse.Namespace) -> int:
                   f"{'  [' + tag + ']' if tag else ''}")
         args.out.mkdir(parents=True, exist_ok=True)
         overlay = got[f"{base}/overlay"][-1]
-        ov = np.frombuffer(overlay.data, np.uint8).reshape(overlay.height, overlay.width, 3)
-        cv2.imwrite(str(args.out / "overlay.png"), cv2.cvtColor(ov, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(args.out / "overlay.png"), cv2.cvtColor(image_to_numpy(overlay), cv2.COLOR_RGB2BGR))
         d = got[f"{base}/depth"][-1]
-        depth = np.frombuffer(d.data, np.float32).reshape(d.height, d.width)
-        cv2.imwrite(str(args.out / "depth.png"), cv2.cvtColor(colourise_depth(depth), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(args.out / "depth.png"), cv2.cvtColor(colourise_depth(image_to_numpy(d)), cv2.COLOR_RGB2BGR))
         print(f"hydranet demo: wrote {args.out / 'overlay.png'} and {args.out / 'depth.png'}")
         # The last report of a period in which frames were processed (later ones say "no frames").
         busy = [a for a in diagnostics if any(kv.key == "latency_infer_ms" and kv.value != "n/a"
