@@ -219,3 +219,28 @@ def start_rig(ros: RosEnv, name: str, **plan) -> RosProcess:
     import json
 
     return ros.start_python(CAMERA_RIG, json.dumps(plan), name=name)
+
+
+# --- training samples ---------------------------------------------------------------------------------------------
+
+SIM_K = (554.2562584220408, 554.2562584220408, 320.0, 192.0)
+
+
+def sim_sample(shared: Path, frame: str, with_boxes: bool = True):
+    """A manifest sample of the synthetic set with every task of the default model, as the sim importer maps it."""
+    import json
+
+    from hydranet_ros.train.manifest import Sample
+
+    sim = shared / "sim"
+    labels = {
+        "drivable_area": {"file": sim / "semantic" / f"{frame}.png", "map": {"1": 1, "2": 1}, "default": 0},
+        "lane_lines": {"file": sim / "semantic" / f"{frame}.png", "map": {"2": 1}, "default": 0},
+        "depth": {"file": sim / "depth" / f"{frame}.png"},
+    }
+    if with_boxes:
+        boxes = json.loads((sim / "boxes" / f"{frame}.json").read_text())
+        labels["detections"] = {"boxes": [[b["x1"], b["y1"], b["x2"], b["y2"], "vehicle"] for b in boxes]}
+    return Sample(image=sim / "rgb" / f"{frame}.jpg", size=(640, 384), intrinsics=SIM_K, labels=labels)
+
+

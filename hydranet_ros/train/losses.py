@@ -151,6 +151,7 @@ def centernet_targets(
     out_hw: tuple[int, int],
     stride: int,
     device: torch.device | str | None = None,
+    ignore: Sequence[Tensor] | None = None,
 ) -> dict[str, Tensor]:
     """Dense CenterNet targets for a batch; the exact inverse of `DetectionHead.decode`.
 
@@ -159,6 +160,8 @@ def centernet_targets(
       log_wh [B, 2, h, w] log(w / stride), log(h / stride)       (only meaningful where mask)
       offset [B, 2, h, w] centre / stride - floor(centre / stride), in [0, 1)
       mask   [B, h, w]    True at the centre cells
+      ignore [B, 1, h, w] True in cells covered by a don't-care region (per image a [M, 4] tensor in `ignore`):
+                          there, no class counts as a negative (a peak inside one still counts as a positive)
     Boxes under 1 px wide or high, or with their centre off the map, are skipped. Two objects on one centre cell:
     the later one's size and offset win (both heat peaks stay).
     """
@@ -184,7 +187,18 @@ def centernet_targets(
             log_wh[i, :, row, col] = torch.tensor([math.log(bw / stride), math.log(bh / stride)])
             offset[i, :, row, col] = torch.tensor([cx - col, cy - row])
             mask[i, row, col] = True
-    return {"heat": heat, "log_wh": log_wh, "offset": offset, "mask": mask}
+    dont_care = torch.zeros(b, 1, h, w, dtype=torch.bool, device=device)
+    for i, regions in enumerate(ignore or []):
+        for x1, y1, x2, y2 in regions.detach().double().cpu().tolist():
+            # Cells whose centre lies inside the region (at least the cell containing the region's centre).
+            c0, c1 = max(0, math.ceil(x1 / stride - 0.5)), min(w, math.floor(x2 / stride - 0.5) + 1)
+            r0, r1 = max(0, math.ceil(y1 / stride - 0.5)), min(h, math.floor(y2 / stride - 0.5) + 1)
+            if c1 <= c0 or r1 <= r0:
+                cc, rr = math.floor((x1 + x2) / 2 / stride), math.floor((y1 + y2) / 2 / stride)
+                c0, c1, r0, r1 = cc, cc + 1, rr, rr + 1
+            if c0 < w and r0 < h and c1 > 0 and r1 > 0:
+                dont_care[i, 0, max(r0, 0):r1, max(c0, 0):c1] = True
+    return {"heat": heat, "log_wh": log_wh, "offset": offset, "mask": mask, "ignore": dont_care}
 
 
 def _split_detection(raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -193,16 +207,20 @@ def _split_detection(raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return raw[:, :c], raw[:, c : c + 2], raw[:, c + 2 :]
 
 
-def heatmap_focal_loss(logits: Tensor, heat: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
+def heatmap_focal_loss(logits: Tensor, heat: Tensor, alpha: float = 2.0, beta: float = 4.0,
+                       ignore: Tensor | None = None) -> Tensor:
     """CenterNet's penalty-reduced pixel-wise focal loss, summed and divided by the number of peaks (>= 1).
 
-    Uses log-sigmoid instead of log(clamp(sigmoid)): exact and finite for any logit.
+    Uses log-sigmoid instead of log(clamp(sigmoid)): exact and finite for any logit. `ignore` (bool, broadcast
+    to heat) removes the negative term in don't-care regions.
     """
     logits = logits.float()
     p = torch.sigmoid(logits)
     pos = heat == 1
     pos_loss = (1 - p).pow(alpha) * F.logsigmoid(logits)
     neg_loss = (1 - heat).pow(beta) * p.pow(alpha) * F.logsigmoid(-logits)
+    if ignore is not None:
+        neg_loss = neg_loss * (~ignore).to(neg_loss.dtype)
     total = torch.where(pos, pos_loss, neg_loss).sum()
     return -total / pos.sum().clamp(min=1)
 
@@ -230,7 +248,7 @@ def detection_loss(
     heat_logits, log_wh, offset = _split_detection(raw[present])
     t = {k: v[present.to(v.device)].to(raw.device) for k, v in targets.items()}
     return (
-        heatmap_focal_loss(heat_logits, t["heat"])
+        heatmap_focal_loss(heat_logits, t["heat"], ignore=t.get("ignore"))
         + wh_weight * _masked_l1(log_wh, t["log_wh"], t["mask"])
         + offset_weight * _masked_l1(offset, t["offset"], t["mask"])
     )

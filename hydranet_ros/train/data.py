@@ -1,0 +1,318 @@
+"""Manifest samples -> training batches, with augmentations that keep every label consistent with the pixels.
+
+One geometric transform per sample (scale, crop or pad, optional horizontal flip) is applied to the image and to
+every label: segmentation and depth maps with nearest-neighbour resampling (sparse LiDAR stays sparse, class ids
+stay ids), boxes and ignore regions as coordinates, and the intrinsics (fx, fy scale; cx, cy shift and mirror).
+Depth labels are then converted to the depth head's canonical camera (`depth * canonical_fx / fx`), as the head
+predicts (see `hydranet_ros.model.heads.DepthHead`).
+
+The base scale is the runtime's letterbox scale into the network input, so a training crop has the same pixels per
+object as the node will feed the network; the random scale jitters around it. Without augmentation (validation)
+a sample is exactly the letterboxed network input.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from hydranet_ros.model.spec import HeadSpec, ModelSpec
+from hydranet_ros.train.manifest import (
+    IGNORE_INDEX,
+    ManifestError,
+    Sample,
+    read_boxes,
+    read_depth,
+    read_segmentation,
+)
+
+PAD_RGB = (124, 116, 104)  # the runtime's letterbox fill (hydranet_ros.runtime.preprocess.PAD_RGB)
+MIN_BOX_PX = 2.0  # boxes narrower or lower than this after the transform are dropped (CenterNet skips < 1 cell)
+MIN_VISIBLE = 0.4  # a box cut by the crop to less than this fraction of its area becomes a don't-care region
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random augmentations for training. scale: multiplier range around the letterbox scale (log-uniform)."""
+
+    scale: tuple[float, float] = (0.75, 1.33)
+    flip: bool = True
+    colour: float = 0.3  # strength of brightness / contrast / saturation jitter (0 = off)
+    hue_deg: float = 5.0
+
+    def __post_init__(self) -> None:
+        lo, hi = self.scale
+        if not 0 < lo <= hi:
+            raise ValueError(f"augment scale must be 0 < min <= max, got {self.scale}")
+        if not 0 <= self.colour < 1:
+            raise ValueError(f"augment colour must be in [0, 1), got {self.colour}")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Source pixels -> output pixels: x' = x * scale + dx (then mirrored in an output `width` wide if flip)."""
+
+    scale: float
+    dx: float
+    dy: float
+    width: int
+    height: int
+    flip: bool
+
+    def points_x(self, x: np.ndarray) -> np.ndarray:
+        x = x * self.scale + self.dx
+        return self.width - x if self.flip else x
+
+    def points_y(self, y: np.ndarray) -> np.ndarray:
+        return y * self.scale + self.dy
+
+    def intrinsics(self, k: Sequence[float]) -> tuple[float, float, float, float]:
+        fx, fy, cx, cy = k
+        # Pixel centres: index i covers [i, i+1), so continuous x mirrors to W - x and the centre index i to W-1-i.
+        cx2 = cx * self.scale + self.dx
+        if self.flip:
+            cx2 = self.width - 1 - cx2
+        return fx * self.scale, fy * self.scale, cx2, cy * self.scale + self.dy
+
+    def warp(self, img: np.ndarray, nearest: bool, fill: float | tuple[int, ...]) -> np.ndarray:
+        """Resample `img` into the output frame; outside the source takes `fill`."""
+        m = np.array([[self.scale, 0, self.dx], [0, self.scale, self.dy]], dtype=np.float64)
+        # Nearest for class ids and sparse depth (no blending); area when shrinking an image, else bilinear.
+        interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+        if interp == cv2.INTER_AREA:
+            # warpAffine has no area mode: shrink with resize first, then place (same mapping up to rounding).
+            size = (max(1, round(img.shape[1] * self.scale)), max(1, round(img.shape[0] * self.scale)))
+            small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+            sx = small.shape[1] / img.shape[1]
+            sy = small.shape[0] / img.shape[0]
+            m = np.array([[self.scale / sx, 0, self.dx], [0, self.scale / sy, self.dy]], dtype=np.float64)
+            img, interp = small, cv2.INTER_LINEAR
+        out = cv2.warpAffine(img, m, (self.width, self.height), flags=interp, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=fill)
+        return out[:, ::-1].copy() if self.flip else out
+
+
+def plan_geometry(src_w: int, src_h: int, net_w: int, net_h: int, out_w: int, out_h: int,
+                  augment: Augment | None, rng: random.Random) -> Geometry:
+    """The letterbox scale into net_w x net_h (jittered when augmenting), then a crop/pad window out_w x out_h."""
+    base = min(net_w / src_w, net_h / src_h)
+    if augment is None:
+        scale = base
+    else:
+        lo, hi = augment.scale
+        scale = base * math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    new_w, new_h = src_w * scale, src_h * scale
+
+    def offset(content: float, window: int) -> float:
+        if augment is None:
+            return (window - content) / 2  # centred, like the runtime's letterbox
+        if content >= window:
+            return -rng.uniform(0, content - window)  # random crop
+        return rng.uniform(0, window - content)  # random placement inside the padding
+
+    if augment is None:
+        # Exactly the runtime's letterbox (integer content size and padding).
+        new_w, new_h = min(max(round(src_w * scale), 1), out_w), min(max(round(src_h * scale), 1), out_h)
+        return Geometry(scale, (out_w - new_w) // 2, (out_h - new_h) // 2, out_w, out_h, False)
+    flip = augment.flip and rng.random() < 0.5
+    return Geometry(scale, offset(new_w, out_w), offset(new_h, out_h), out_w, out_h, flip)
+
+
+def colour_jitter(rgb: np.ndarray, augment: Augment, rng: random.Random) -> np.ndarray:
+    """Brightness, contrast and saturation jitter plus a small hue shift; labels are unaffected."""
+    s = augment.colour
+    if s <= 0 and augment.hue_deg <= 0:
+        return rgb
+    img = rgb.astype(np.float32)
+    img *= rng.uniform(1 - s, 1 + s)  # brightness
+    mean = img.mean()
+    img = (img - mean) * rng.uniform(1 - s, 1 + s) + mean  # contrast
+    grey = img.mean(axis=2, keepdims=True)
+    img = (img - grey) * rng.uniform(1 - s, 1 + s) + grey  # saturation
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    if augment.hue_deg > 0:
+        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+        shift = round(rng.uniform(-augment.hue_deg, augment.hue_deg) / 2)  # OpenCV hue is degrees / 2, mod 180
+        hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 180).astype(np.uint8)
+        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return img
+
+
+def transform_boxes(boxes: np.ndarray, ignore: np.ndarray, geo: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes [N, 5] and ignore regions [M, 4] into the output frame; boxes cut too much by the crop become ignore."""
+
+    def move(b: np.ndarray) -> np.ndarray:
+        xs = geo.points_x(b[:, [0, 2]])
+        ys = geo.points_y(b[:, [1, 3]])
+        return np.stack([xs.min(1), ys.min(1), xs.max(1), ys.max(1)], axis=1)
+
+    moved = move(boxes[:, :4]) if len(boxes) else np.zeros((0, 4), np.float32)
+    clipped = moved.copy()
+    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, geo.width)
+    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, geo.height)
+    area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
+    visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+    big = ((clipped[:, 2] - clipped[:, 0]) >= MIN_BOX_PX) & ((clipped[:, 3] - clipped[:, 1]) >= MIN_BOX_PX)
+    keep = big & (visible >= MIN_VISIBLE * np.maximum(area, 1e-6))
+    partly = (visible > 0) & ~keep
+    out_boxes = np.concatenate([clipped[keep], boxes[keep, 4:5]], axis=1).astype(np.float32)
+    ign = move(ignore) if len(ignore) else np.zeros((0, 4), np.float32)
+    ign = np.concatenate([ign, clipped[partly]], axis=0).astype(np.float32)
+    return out_boxes.reshape(-1, 5), ign.reshape(-1, 4)
+
+
+class MultiTaskDataset(Dataset):
+    """Manifest samples for a model spec. Item: a dict with
+        image   uint8 [H, W, 3] RGB tensor (the network input; the model normalises it)
+        present {task: bool}                      which tasks this image is labelled for
+        targets {task: tensor}                    segmentation: uint8 ids [H, W] (255 = ignore);
+                                                  depth: float32 canonical metres [H, W] (0 = invalid)
+        boxes   {task: float32 [N, 5]}, ignore {task: float32 [M, 4]}   detection, in output pixels
+        index   the sample's index
+    H x W is `crop` when augmenting with one, else the spec's input size.
+    """
+
+    def __init__(self, samples: Sequence[Sample], spec: ModelSpec, augment: Augment | None = None,
+                 crop: tuple[int, int] | None = None, seed: int = 0) -> None:
+        self.samples = list(samples)
+        self.spec = spec
+        self.augment = augment
+        self.net_size = (spec.input_width, spec.input_height)
+        self.out_size = crop if (crop and augment is not None) else self.net_size
+        self.heads = {h.name: h for h in spec.heads}
+        self.seed = seed
+        self.epoch = 0
+        self._check()
+
+    def _check(self) -> None:
+        """Fail at start, not hours in: depth labels need intrinsics; tasks must exist in the spec."""
+        unknown: dict[str, int] = {}
+        for i, s in enumerate(self.samples):
+            for task, label in s.labels.items():
+                head = self.heads.get(task)
+                if head is None:
+                    unknown[task] = unknown.get(task, 0) + 1
+                    continue
+                if head.type == "depth" and s.intrinsics is None:
+                    raise ManifestError(f"sample {i} ({s.image}) has a depth label but no intrinsics: depth in metres "
+                                        "needs the focal length it was measured with")
+                kind = "boxes" if head.type == "detection" else "file"
+                if kind not in label:
+                    raise ManifestError(f"sample {i} ({s.image}): task {task!r} is a {head.type} head and needs "
+                                        f"a '{kind}' label")
+        self.unknown_tasks = unknown  # labels for tasks this model has not: ignored, reported by the trainer
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def label_counts(self) -> dict[str, int]:
+        return {t: sum(t in s.labels for s in self.samples) for t in self.heads}
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = self.samples[index]
+        rng = random.Random(hash((self.seed, self.epoch, index)))
+        bgr = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ManifestError(f"cannot read image {s.image}")
+        src_h, src_w = bgr.shape[:2]
+        if s.size is not None and tuple(s.size) != (src_w, src_h):
+            raise ManifestError(f"{s.image} is {src_w}x{src_h}, the manifest says {s.size[0]}x{s.size[1]}")
+        geo = plan_geometry(src_w, src_h, *self.net_size, *self.out_size, self.augment, rng)
+        rgb = geo.warp(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), nearest=False, fill=PAD_RGB)
+        if self.augment is not None:
+            rgb = colour_jitter(rgb, self.augment, rng)
+        item: dict[str, Any] = {"image": torch.from_numpy(np.ascontiguousarray(rgb)), "present": {},
+                                "targets": {}, "boxes": {}, "ignore": {}, "index": index}
+        for name, head in self.heads.items():
+            label = s.labels.get(name)
+            item["present"][name] = label is not None
+            if label is not None:
+                self._load_label(item, name, head, label, s, geo, (src_w, src_h))
+        return item
+
+    def _load_label(self, item: dict[str, Any], name: str, head: HeadSpec, label: dict[str, Any], s: Sample,
+                    geo: Geometry, src_size: tuple[int, int]) -> None:
+        if head.type == "detection":
+            boxes, ignore = read_boxes(label, head.classes)
+            boxes, ignore = transform_boxes(boxes, ignore, geo)
+            item["boxes"][name], item["ignore"][name] = torch.from_numpy(boxes), torch.from_numpy(ignore)
+            return
+        if head.type == "segmentation":
+            ids = read_segmentation(label)
+            _check_size(ids, src_size, label)
+            if int(ids[ids != IGNORE_INDEX].max(initial=0)) >= len(head.classes):
+                raise ManifestError(f"{label['file']}: class id >= {len(head.classes)} for task {name!r} "
+                                    f"({list(head.classes)}); add a 'map' to the label")
+            item["targets"][name] = torch.from_numpy(geo.warp(ids, nearest=True, fill=IGNORE_INDEX))
+            return
+        if head.type == "depth":
+            depth = read_depth(label)
+            _check_size(depth, src_size, label)
+            if label.get("zero") == "far":
+                # e.g. the simulator's sky: no surface in range, so the target is the head's cap, not "unknown".
+                depth[depth == 0] = float(head.options.get("max_depth", 80.0)) * 2
+            depth = geo.warp(depth, nearest=True, fill=0.0)
+            fx = geo.intrinsics(s.intrinsics)[0]
+            canonical = float(head.options.get("canonical_fx", 1000.0))
+            cap = float(head.options.get("max_depth", 80.0))
+            depth = np.where(depth > 0, np.minimum(depth * canonical / fx, cap), 0.0).astype(np.float32)
+            item["targets"][name] = torch.from_numpy(depth)
+            return
+        raise ManifestError(f"no label loader for head type {head.type!r}")
+
+
+def _check_size(label_img: np.ndarray, src_size: tuple[int, int], label: dict[str, Any]) -> None:
+    if (label_img.shape[1], label_img.shape[0]) != src_size:
+        raise ManifestError(f"{label['file']} is {label_img.shape[1]}x{label_img.shape[0]}, its image is "
+                            f"{src_size[0]}x{src_size[1]}: labels must be at the image's resolution")
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack a list of items; unlabelled images get ignore-filled targets (their loss is masked by `present`)."""
+    images = torch.stack([it["image"] for it in items])
+    h, w = images.shape[1:3]
+    tasks = list(items[0]["present"])
+    batch: dict[str, Any] = {"image": images, "index": torch.tensor([it["index"] for it in items]),
+                             "present": {}, "targets": {}, "boxes": {}, "ignore": {}}
+    for t in tasks:
+        batch["present"][t] = torch.tensor([it["present"][t] for it in items], dtype=torch.bool)
+        dense = [it["targets"].get(t) for it in items]
+        if any(d is not None for d in dense):
+            ref = next(d for d in dense if d is not None)
+            fill = IGNORE_INDEX if ref.dtype == torch.uint8 else 0
+            batch["targets"][t] = torch.stack([d if d is not None else torch.full((h, w), fill, dtype=ref.dtype)
+                                               for d in dense])
+        if any(t in it["boxes"] for it in items):
+            batch["boxes"][t] = [it["boxes"].get(t, torch.zeros(0, 5)) for it in items]
+            batch["ignore"][t] = [it["ignore"].get(t, torch.zeros(0, 4)) for it in items]
+    return batch
+
+
+def source_weights(groups: Sequence[tuple[Sequence[Sample], float]]) -> list[float]:
+    """Per-sample sampling weights so that each group (manifest) is drawn with its share, whatever its size."""
+    total = sum(w for samples, w in groups if samples)
+    weights: list[float] = []
+    for samples, w in groups:
+        if samples:
+            weights += [w / total / len(samples)] * len(samples)
+    return weights
+
+
+def resolve(path: str | Path, base: Path) -> Path:
+    """A path from a config file: absolute, else relative to the config's folder if it exists there, else the cwd."""
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    return base / p if (base / p).exists() else p

@@ -1,0 +1,685 @@
+"""Importers: datasets on disk (sim, KITTI, BDD100K) and raw frames (image folder, video, rosbag2) -> manifest samples.
+
+Each importer returns a list of `Sample` (hydranet_ros.train.manifest) whose labels point at the dataset's own
+files: a segmentation task reads the original PNG through a "map" instead of a converted copy, so importing costs
+no disk and never drifts from the source. Only frames that exist nowhere as files (video, bag) are written out.
+
+Labels are keyed by the default model's task names: drivable_area, lane_lines, depth, detections
+(vehicle / pedestrian / cyclist). Bad input raises ImportDataError with the file and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import struct
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydranet_ros.train.manifest import IGNORE_CLASS, Sample
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+BAG_SUFFIXES = (".mcap", ".db3", ".bag")
+JPEG_QUALITY = 95
+Intrinsics = tuple[float, float, float, float]
+
+
+class ImportDataError(ValueError):
+    """Input that cannot be imported; the message names the file and what is wrong with it."""
+
+
+# --- shared helpers -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Pinhole intrinsics measured at `size` (width, height); None: valid at any image size."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    size: tuple[int, int] | None = None
+
+    def at(self, size: tuple[int, int]) -> Intrinsics:
+        """The intrinsics for an image of `size`, scaled from the calibrated size (as convert.py scales CameraInfo)."""
+        if self.size is None or tuple(size) == tuple(self.size):
+            return (self.fx, self.fy, self.cx, self.cy)
+        (w0, h0), (w, h) = self.size, size
+        sx, sy = w / w0, h / h0
+        # A different aspect ratio means a crop or another camera, and a scaled K would be silently wrong.
+        if abs(sx / sy - 1.0) > 0.01:
+            raise ImportDataError(f"intrinsics are for {w0}x{h0} images but this image is {w}x{h}, another aspect "
+                                  "ratio (a crop, or another camera?)")
+        return (self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy)
+
+
+def read_intrinsics_json(path: str | Path) -> Camera:
+    """An intrinsics JSON: {"K": 3x3, "image_size_wh": [w, h] (optional)} (udacity/camera_intrinsics.json), or
+    {"fx", "fy", "cx", "cy"} with an optional "image_size_wh"."""
+    path = Path(path)
+    spec = _read_json(path)
+    try:
+        if "K" in spec:
+            k = spec["K"]
+            fx, fy, cx, cy = k[0][0], k[1][1], k[0][2], k[1][2]
+        else:
+            fx, fy, cx, cy = spec["fx"], spec["fy"], spec["cx"], spec["cy"]
+        size = spec.get("image_size_wh")
+        camera = Camera(float(fx), float(fy), float(cx), float(cy), (int(size[0]), int(size[1])) if size else None)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ImportDataError(f"{path}: intrinsics JSON needs 'K' (3x3) or fx, fy, cx, cy ({exc!r})") from exc
+    if camera.fx <= 0 or camera.fy <= 0:
+        raise ImportDataError(f"{path}: fx and fy must be > 0")
+    return camera
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image, from the PNG or JPEG header when it is one (no decoding: BDD100K's 100k frames
+    would take minutes to decode); other formats are decoded. EXIF orientation is not applied."""
+    path = Path(path)
+    with path.open("rb") as f:
+        head = f.read(24)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 24:
+            return struct.unpack(">II", head[16:24])
+        if head[:2] == b"\xff\xd8":
+            f.seek(2)
+            size = _jpeg_size(f)
+            if size:
+                return size
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ImportDataError(f"cannot read image {path}")
+    return img.shape[1], img.shape[0]
+
+
+def _jpeg_size(f) -> tuple[int, int] | None:
+    """Walk the JPEG segments to the frame header (SOFn); None if the stream ends first."""
+    sof = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+    while True:
+        byte = f.read(1)
+        while byte and byte != b"\xff":
+            byte = f.read(1)
+        while byte == b"\xff":  # fill bytes
+            byte = f.read(1)
+        if not byte:
+            return None
+        marker = byte[0]
+        if marker in sof:
+            data = f.read(7)  # length (2), precision (1), height (2), width (2)
+            if len(data) < 7:
+                return None
+            h, w = struct.unpack(">HH", data[3:7])
+            return w, h
+        if marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
+            continue
+        length = f.read(2)
+        if len(length) < 2:
+            return None
+        f.seek(struct.unpack(">H", length)[0] - 2, 1)
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ImportDataError(f"{path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ImportDataError(f"{path}: not JSON ({exc})") from exc
+
+
+def _read_jsonl(path: Path) -> list[Any]:
+    if not path.is_file():
+        raise ImportDataError(f"{path} does not exist")
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise ImportDataError(f"{path}: not JSON lines ({exc})") from exc
+
+
+def _require_dir(path: Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise ImportDataError(f"{what} {path} is not a folder" if path.exists() else f"{what} {path} does not exist")
+    return path
+
+
+def _natural_key(text: str) -> list[Any]:
+    """Sort key that puts frame_9 before frame_10."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
+
+
+def check_files(samples: Iterable[Sample]) -> None:
+    """Raise if an image or a label file of the samples is missing (an incomplete copy of a dataset)."""
+    missing = []
+    for s in samples:
+        files = [s.image] + [Path(label["file"]) for label in s.labels.values() if "file" in label]
+        missing += [p for p in files if not p.is_file()]
+    if missing:
+        raise ImportDataError(f"{len(missing)} file(s) missing, e.g. {', '.join(str(p) for p in missing[:3])}")
+
+
+# --- sim (MetaDrive multi-task set, ../shared/assets/sim) -------------------------------------------------------------
+
+# Semantic ids: 0 background, 1 road, 2 lane line, 3 sidewalk, 4 vehicle. Lane paint lies on the road, so it is
+# drivable; a vehicle stands on the road but its pixels are not drivable.
+SIM_DRIVABLE = {"1": 1, "2": 1}
+SIM_LANES = {"2": 1}
+SIM_CLASSES = {"car": "vehicle", "truck": "vehicle"}
+
+
+def import_sim(root: str | Path, *, source: str = "sim") -> list[Sample]:
+    """The sim set: all four tasks per frame, the episode in `extra` (for splitting without leaks)."""
+    root = _require_dir(Path(root), "sim dataset")
+    meta = _read_json(root / "dataset.json")
+    try:
+        size = (int(meta["image_size"]["width"]), int(meta["image_size"]["height"]))
+        k = meta["intrinsics"]
+        intrinsics = (float(k["fx"]), float(k["fy"]), float(k["cx"]), float(k["cy"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ImportDataError(f"{root / 'dataset.json'}: not a sim dataset description ({exc!r})") from exc
+    samples = [_sim_sample(root, frame, size, intrinsics, source) for frame in _read_jsonl(root / "frames.jsonl")]
+    check_files(samples)
+    return samples
+
+
+def _sim_sample(root: Path, frame: dict[str, Any], size: tuple[int, int], intrinsics: Intrinsics,
+                source: str) -> Sample:
+    name = frame["frame"]
+    semantic = root / "semantic" / f"{name}.png"
+    # The JSON's x1..y2 is the full (amodal, image-clipped) box. Vehicles more than 85 % outside the image have
+    # vehicle pixels in semantic/ but no box; the set's README calls them don't-care, so their blobs become
+    # "ignore" regions (neither positive nor negative for the detector).
+    boxes = [[round(b["x1"], 2), round(b["y1"], 2), round(b["x2"], 2), round(b["y2"], 2),
+              SIM_CLASSES.get(b["cls"], IGNORE_CLASS)] for b in _read_json(root / "boxes" / f"{name}.json")]
+    boxes += _unboxed_vehicles(semantic, boxes)
+    labels = {
+        "drivable_area": {"file": semantic, "map": dict(SIM_DRIVABLE), "default": 0},
+        "lane_lines": {"file": semantic, "map": dict(SIM_LANES), "default": 0},
+        # 0 is the sky: nothing within range, so the depth head learns "far" there rather than nothing.
+        "depth": {"file": root / "depth" / f"{name}.png", "zero": "far"},
+        "detections": {"boxes": boxes},
+    }
+    return Sample(image=root / "rgb" / f"{name}.jpg", labels=labels, intrinsics=intrinsics, size=size,
+                  source=source, extra={"episode": frame["episode"]})
+
+
+SIM_VEHICLE = 4
+UNBOXED_MIN_PX = 50  # smaller leftovers are the edges of boxed vehicles, not missing ones
+
+
+def _unboxed_vehicles(semantic: Path, boxes: list[list[Any]]) -> list[list[Any]]:
+    """Don't-care boxes around vehicle blobs that no labelled box covers (vehicles mostly outside the image)."""
+    import cv2
+    import numpy as np
+
+    ids = cv2.imread(str(semantic), cv2.IMREAD_UNCHANGED)
+    if ids is None:
+        raise ImportDataError(f"cannot read {semantic}")
+    vehicle = (ids == SIM_VEHICLE).astype(np.uint8)
+    for x1, y1, x2, y2, _ in boxes:
+        vehicle[max(0, int(y1)):int(np.ceil(y2)) + 1, max(0, int(x1)):int(np.ceil(x2)) + 1] = 0
+    n, _, stats, _ = cv2.connectedComponentsWithStats(vehicle, connectivity=8)
+    return [[float(x), float(y), float(x + w), float(y + h), IGNORE_CLASS]
+            for x, y, w, h, area in stats[1:n].tolist() if area >= UNBOXED_MIN_PX]
+
+
+# --- KITTI object benchmark layout --------------------------------------------------------------------------------
+
+KITTI_CLASSES = {
+    "Car": "vehicle", "Van": "vehicle", "Truck": "vehicle",
+    "Pedestrian": "pedestrian", "Person_sitting": "pedestrian",
+    "Cyclist": "cyclist",
+    # Neither a class of ours nor background: a tram looks like a vehicle, Misc is anything, DontCare is unlabelled.
+    "Tram": IGNORE_CLASS, "Misc": IGNORE_CLASS, "DontCare": IGNORE_CLASS,
+}
+
+
+def import_kitti(root: str | Path, *, source: str = "kitti") -> list[Sample]:
+    """image_2/ + calib/ (P2), label_2/ when present (boxes), sparse_depth/ when present (LiDAR depth)."""
+    root = _require_dir(Path(root), "KITTI folder")
+    images_dir = _require_dir(root / "image_2", "KITTI image folder")
+    images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise ImportDataError(f"no images in {images_dir}")
+    return [_kitti_sample(root, image, source) for image in images]
+
+
+def _kitti_sample(root: Path, image: Path, source: str) -> Sample:
+    labels: dict[str, dict[str, Any]] = {}
+    label_file = root / "label_2" / f"{image.stem}.txt"
+    if label_file.is_file():  # the testing split has no labels: those frames stay unlabelled for detection
+        labels["detections"] = {"boxes": read_kitti_boxes(label_file)}
+    depth = root / "sparse_depth" / f"{image.stem}.png"
+    if depth.is_file():
+        labels["depth"] = {"file": depth}
+    return Sample(image=image, labels=labels, intrinsics=read_kitti_intrinsics(root / "calib" / f"{image.stem}.txt"),
+                  size=image_size(image), source=source)
+
+
+def read_kitti_intrinsics(calib: str | Path) -> Intrinsics:
+    """fx, fy, cx, cy of the left colour camera (P2, the rectified camera of image_2/ and of the labels)."""
+    calib = Path(calib)
+    if not calib.is_file():
+        raise ImportDataError(f"{calib} does not exist (every KITTI frame needs its calib/ file)")
+    for line in calib.read_text().splitlines():
+        key, _, values = line.partition(":")
+        if key.strip() == "P2":
+            p = [float(v) for v in values.split()]
+            if len(p) != 12:
+                raise ImportDataError(f"{calib}: P2 has {len(p)} values, expected 12 (3x4)")
+            return (p[0], p[5], p[2], p[6])
+    raise ImportDataError(f"{calib}: no P2 line")
+
+
+def read_kitti_boxes(label_file: str | Path) -> list[list[Any]]:
+    """label_2 lines -> [x1, y1, x2, y2, class]; classes outside KITTI's list become "ignore"."""
+    boxes = []
+    for n, line in enumerate(Path(label_file).read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            x1, y1, x2, y2 = (float(v) for v in fields[4:8])
+        except ValueError as exc:
+            raise ImportDataError(f"{label_file}:{n}: not a KITTI label line ({exc})") from exc
+        boxes.append([x1, y1, x2, y2, KITTI_CLASSES.get(fields[0], IGNORE_CLASS)])
+    return boxes
+
+
+# --- BDD100K (official label formats) -------------------------------------------------------------------------------
+
+BDD_CLASSES = {
+    # det_20 (Scalabel) names, then the 2018 release's names for the same things.
+    "car": "vehicle", "truck": "vehicle", "bus": "vehicle", "train": "vehicle",
+    "pedestrian": "pedestrian", "person": "pedestrian",
+    "rider": "cyclist",  # riders of bicycles and motorcycles alike; the rider's box is the one we learn
+    # The two-wheeler under a rider is neither the cyclist box nor background; the rare vehicle-like and
+    # person-like leftovers are not negatives either. Traffic lights and signs are dropped: no class of ours.
+    "bicycle": IGNORE_CLASS, "motorcycle": IGNORE_CLASS, "bike": IGNORE_CLASS, "motor": IGNORE_CLASS,
+    "other vehicle": IGNORE_CLASS, "trailer": IGNORE_CLASS, "other person": IGNORE_CLASS,
+}
+# 2020 drivable masks: 0 = direct (own lane), 1 = alternative (lanes one may change to), 2 = background.
+BDD_DRIVABLE = {"0": 1, "1": 1}
+
+
+def import_bdd100k(images: str | Path, *, detections: str | Path | None = None, drivable: str | Path | None = None,
+                   intrinsics: Camera | None = None, source: str = "bdd100k") -> list[Sample]:
+    """Images in `images` that have a detection entry (det_20 JSON, the 2018 JSON, or a folder of the 2018
+    per-image JSONs) and/or a 2020 drivable mask (`drivable`/<stem>.png). Labels for absent images are skipped."""
+    images = _require_dir(Path(images), "BDD100K image folder")
+    if detections is None and drivable is None:
+        raise ImportDataError("bdd100k needs a detection JSON, a drivable-mask folder, or both")
+    boxes = read_bdd_detections(Path(detections)) if detections is not None else {}
+    masks = _bdd_masks(Path(drivable)) if drivable is not None else {}
+    names = {stem: f"{stem}.jpg" for stem in masks}  # stem -> image file name; the JSON's name wins
+    names.update({Path(n).stem: n for n in boxes})
+    samples, absent = [], 0
+    for stem in sorted(names):
+        image = images / names[stem]
+        if not image.is_file():
+            absent += 1
+            continue
+        samples.append(_bdd_sample(image, boxes.get(names[stem]), masks.get(stem), intrinsics, source))
+    if absent:
+        log.warning("%d labelled frame(s) have no image in %s: skipped", absent, images)
+    if not samples:
+        raise ImportDataError(f"none of the {len(names)} labelled frames has its image in {images}")
+    return samples
+
+
+def _bdd_sample(image: Path, boxes: list[list[Any]] | None, mask: Path | None, camera: Camera | None,
+                source: str) -> Sample:
+    labels: dict[str, dict[str, Any]] = {}
+    if boxes is not None:
+        labels["detections"] = {"boxes": boxes}
+    if mask is not None:
+        labels["drivable_area"] = {"file": mask, "map": dict(BDD_DRIVABLE), "default": 0}
+    size = image_size(image)
+    return Sample(image=image, labels=labels, size=size, intrinsics=camera.at(size) if camera else None,
+                  source=source)
+
+
+def read_bdd_detections(path: Path) -> dict[str, list[list[Any]]]:
+    """Image file name -> boxes, from any of BDD100K's detection label formats."""
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    if path.is_dir() and not files:
+        raise ImportDataError(f"no JSON files in {path}")
+    out: dict[str, list[list[Any]]] = {}
+    for f in files:
+        for name, objects in _bdd_entries(_read_json(f), f):
+            out[name if Path(name).suffix else f"{name}.jpg"] = _bdd_boxes(objects, f)
+    return out
+
+
+def _bdd_entries(obj: Any, where: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """(image name, label objects) per frame of the three layouts."""
+    if isinstance(obj, dict) and "frames" in obj and "name" in obj:  # 2018 per-image file: {"name", "frames": [...]}
+        yield obj["name"], [o for fr in obj["frames"] for o in fr.get("objects") or []]
+        return
+    frames = obj["frames"] if isinstance(obj, dict) and "frames" in obj else obj  # Scalabel dataset {"frames", ...}
+    if not isinstance(frames, list):
+        raise ImportDataError(f"{where}: not a BDD100K detection file (a list of frames with 'name' and 'labels')")
+    for fr in frames:
+        if not isinstance(fr, dict) or "name" not in fr:
+            raise ImportDataError(f"{where}: frame without a 'name': {str(fr)[:80]}")
+        yield fr["name"], fr.get("labels") or []  # no labels: a frame with nothing in it, still labelled
+
+
+def _bdd_boxes(objects: list[dict[str, Any]], where: Path) -> list[list[Any]]:
+    boxes = []
+    for o in objects:
+        cls, box = BDD_CLASSES.get(o.get("category", "")), o.get("box2d")
+        if cls is None or not box:  # a class we do not learn, or a polygon (drivable / lane in the 2018 file)
+            continue
+        try:
+            boxes.append([float(box["x1"]), float(box["y1"]), float(box["x2"]), float(box["y2"]), cls])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ImportDataError(f"{where}: box2d {box!r} is not {{x1, y1, x2, y2}}") from exc
+    return boxes
+
+
+def _bdd_masks(folder: Path) -> dict[str, Path]:
+    folder = _require_dir(folder, "BDD100K drivable-mask folder")
+    masks = {p.stem: p for p in folder.glob("*.png")}
+    if not masks:
+        raise ImportDataError(f"no PNG masks in {folder}")
+    _check_bdd_mask(next(iter(masks.values())))
+    return masks
+
+
+def _check_bdd_mask(path: Path) -> None:
+    """Catch the colour maps (colormaps/) passed for the id masks (masks/) at import, not mid-training."""
+    import cv2
+
+    png = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if png is None:
+        raise ImportDataError(f"cannot read drivable mask {path}")
+    if png.ndim == 3 or png.max() > 2:
+        raise ImportDataError(f"{path} is not a 2020 drivable id mask (single channel, values 0-2): use the "
+                              "masks/ folder, not colormaps/")
+
+
+# --- raw frames: image folder, video, rosbag2 -----------------------------------------------------------------------
+
+
+def frames_kind(src: str | Path) -> str:
+    """"bag" (a rosbag2 folder, or an .mcap/.db3/.bag file), "folder" (of images) or "video"."""
+    src = Path(src)
+    if not src.exists():
+        raise ImportDataError(f"{src} does not exist")
+    if src.is_dir():
+        return "bag" if (src / "metadata.yaml").is_file() else "folder"
+    return "bag" if src.suffix.lower() in BAG_SUFFIXES else "video"
+
+
+def list_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
+    folder = _require_dir(Path(folder), "image folder")
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    if not images:
+        bags = [p.name for p in folder.iterdir() if p.suffix in BAG_SUFFIXES]
+        hint = f" (for a bag without metadata.yaml pass the file: {bags[0]})" if bags else ""
+        raise ImportDataError(f"no jpg/jpeg/png images in {folder}{' or below' if recursive else ''}{hint}")
+    return sorted(images, key=lambda p: _natural_key(p.relative_to(folder).as_posix()))
+
+
+def import_image_folder(folder: str | Path, *, recursive: bool = False, every: int = 1, max_frames: int | None = None,
+                        intrinsics: Camera | None = None, source: str | None = None) -> list[Sample]:
+    """Every `every`-th image of a folder (natural order), no labels."""
+    files = list_images(folder, recursive=recursive)[::every][:max_frames]
+    source = source if source is not None else Path(folder).name
+    return [_frame_sample(p, image_size(p), intrinsics, source, {}) for p in files]
+
+
+def _frame_sample(image: Path, size: tuple[int, int], camera: Camera | None, source: str,
+                  extra: dict[str, Any]) -> Sample:
+    return Sample(image=image, size=size, intrinsics=camera.at(size) if camera else None, source=source,
+                  extra=extra)
+
+
+def _progress(iterable: Iterable[Any], total: int | None, desc: str, enabled: bool) -> Iterable[Any]:
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total or None, desc=desc, unit="frame", disable=not enabled, leave=False)
+
+
+def _write_jpeg(path: Path, image: Any) -> None:
+    import cv2
+
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
+        raise ImportDataError(f"cannot write {path}")
+
+
+def import_video(video: str | Path, frames_dir: str | Path, *, every: int = 1, max_frames: int | None = None,
+                 intrinsics: Camera | None = None, source: str | None = None,
+                 progress: bool = False) -> list[Sample]:
+    """Frames 0, every, 2*every, ... of a video as JPEGs (frames_dir/NNNNNN.jpg, N = frame number)."""
+    import cv2
+
+    video, frames_dir = Path(video), Path(frames_dir)
+    if not video.is_file():
+        raise ImportDataError(f"video {video} does not exist")
+    cap = cv2.VideoCapture(str(video))
+    if not cap.isOpened():
+        raise ImportDataError(f"cannot open video {video} (not a video, or a codec OpenCV lacks)")
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    source = source if source is not None else video.stem
+    samples = []
+    try:
+        total = -(-int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) // every)
+        total = min(total, max_frames) if max_frames is not None else total
+        for i, frame in _progress(_video_frames(cap, every, max_frames), total, video.name, progress):
+            path = frames_dir / f"{i:06d}.jpg"
+            _write_jpeg(path, frame)
+            size = (frame.shape[1], frame.shape[0])
+            samples.append(_frame_sample(path, size, intrinsics, source, {"episode": video.stem, "frame": i}))
+    finally:
+        cap.release()
+    if not samples:
+        raise ImportDataError(f"no frame could be read from video {video}")
+    return samples
+
+
+def _video_frames(cap: Any, every: int, max_frames: int | None) -> Iterator[tuple[int, Any]]:
+    i = taken = 0
+    while max_frames is None or taken < max_frames:
+        if i % every:
+            ok, frame = cap.grab(), None  # skipped frames are demuxed but not converted
+        else:
+            ok, frame = cap.read()
+        if not ok:
+            return
+        if frame is not None:
+            taken += 1
+            yield i, frame
+        i += 1
+
+
+# rosbag2 -----------------------------------------------------------------------------------------------------------
+
+IMAGE_MSG = "sensor_msgs/msg/Image"
+COMPRESSED_MSG = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO_MSG = "sensor_msgs/msg/CameraInfo"
+# encoding -> (channels, cv2 conversion to BGR or None); what JPEG can hold without a lossy remap of the values.
+RAW_ENCODINGS = {"rgb8": (3, "COLOR_RGB2BGR"), "bgr8": (3, None), "rgba8": (4, "COLOR_RGBA2BGR"),
+                 "bgra8": (4, "COLOR_BGRA2BGR"), "mono8": (1, None)}
+
+
+def import_bag(bag: str | Path, frames_dir: str | Path, *, topic: str | None = None,
+               camera_info_topic: str | None = None, every: int = 1, max_frames: int | None = None,
+               intrinsics: Camera | None = None, source: str | None = None, progress: bool = False) -> list[Sample]:
+    """Image (or CompressedImage) messages of one topic as files in frames_dir/<topic>/NNNNNN.jpg (N = message
+    index). Intrinsics from the bag's CameraInfo (`camera_info_topic`, else one in the image topic's namespace),
+    else `intrinsics`. The topic may be left out when the bag has one image topic."""
+    from rosbags.highlevel import AnyReader, AnyReaderError
+    from rosbags.rosbag1 import ReaderError as Reader1Error
+    from rosbags.rosbag2 import ReaderError as Reader2Error
+    from rosbags.typesys import Stores, get_typestore
+
+    bag = Path(bag)
+    if not bag.exists():
+        raise ImportDataError(f"bag {bag} does not exist")
+    try:
+        # The default typestore decodes bags recorded without message definitions (sqlite3 bags before Iron).
+        with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
+            connections = _image_connections(reader, topic, bag)
+            camera = _bag_camera(reader, connections[0].topic, camera_info_topic, bag) or intrinsics
+            out_dir = Path(frames_dir) / connections[0].topic.strip("/")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            meta = {"episode": bag.stem, "topic": connections[0].topic}
+            source = source if source is not None else bag.stem
+            samples = [_frame_sample(path, size, camera, source, {**meta, "stamp_ns": stamp})
+                       for path, size, stamp in _bag_frames(reader, connections, out_dir, every, max_frames,
+                                                            progress)]
+    except (AnyReaderError, Reader1Error, Reader2Error) as exc:
+        raise ImportDataError(f"cannot read bag {bag}: {exc}") from exc
+    if not samples:
+        raise ImportDataError(f"{bag}: topic {connections[0].topic} has no messages")
+    return samples
+
+
+def _image_connections(reader: Any, topic: str | None, bag: Path) -> list[Any]:
+    images = [c for c in reader.connections if c.msgtype in (IMAGE_MSG, COMPRESSED_MSG)]
+    counts = Counter()
+    for c in images:
+        counts[(c.topic, c.msgtype.rsplit("/", 1)[-1])] += c.msgcount
+    listing = ", ".join(f"{t} ({kind}, {n} msgs)" for (t, kind), n in sorted(counts.items())) or "none"
+    if topic is None:
+        if len(counts) != 1:
+            raise ImportDataError(f"{bag} has {len(counts)} image topics; pick one with --topic: {listing}")
+        topic = images[0].topic
+    chosen = [c for c in images if c.topic == topic]
+    if not chosen:
+        raise ImportDataError(f"{bag} has no image topic {topic}; its image topics: {listing}")
+    return chosen
+
+
+def _bag_camera(reader: Any, image_topic: str, info_topic: str | None, bag: Path) -> Camera | None:
+    infos = [c for c in reader.connections if c.msgtype == CAMERA_INFO_MSG]
+    if info_topic:
+        chosen = [c for c in infos if c.topic == info_topic]
+        if not chosen:
+            listing = ", ".join(sorted({c.topic for c in infos})) or "none"
+            raise ImportDataError(f"{bag} has no CameraInfo topic {info_topic}; its CameraInfo topics: {listing}")
+    else:
+        chosen = _same_namespace(infos, image_topic)
+    for _conn, _t, raw in reader.messages(connections=chosen):
+        msg = reader.deserialize(raw, CAMERA_INFO_MSG)
+        if msg.k[0] > 0 and msg.k[4] > 0:  # an uncalibrated camera publishes K = 0
+            size = (int(msg.width), int(msg.height)) if msg.width and msg.height else None
+            return Camera(float(msg.k[0]), float(msg.k[4]), float(msg.k[2]), float(msg.k[5]), size)
+    return None
+
+
+def _same_namespace(infos: list[Any], image_topic: str) -> list[Any]:
+    """The CameraInfo connections of the deepest namespace that holds the image topic (/cam/camera_info for
+    /cam/image_raw and /cam/image_raw/compressed); another camera's CameraInfo is never taken."""
+    def namespace(topic: str) -> str:
+        return topic.rsplit("/", 1)[0]
+
+    ours = [c for c in infos if image_topic.startswith(namespace(c.topic) + "/")]
+    if not ours:
+        return []
+    deepest = max(len(namespace(c.topic)) for c in ours)
+    ours = [c for c in ours if len(namespace(c.topic)) == deepest]
+    named = [c for c in ours if c.topic.endswith("/camera_info")]
+    return named or ours
+
+
+def _bag_frames(reader: Any, connections: list[Any], out_dir: Path, every: int, max_frames: int | None,
+                progress: bool) -> Iterator[tuple[Path, tuple[int, int], int]]:
+    total = sum(c.msgcount for c in connections)
+    taken = 0
+    messages = _progress(reader.messages(connections=connections), total, connections[0].topic, progress)
+    for i, (conn, t, raw) in enumerate(messages):
+        if max_frames is not None and taken >= max_frames:
+            return
+        if i % every:
+            continue
+        msg = reader.deserialize(raw, conn.msgtype)
+        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        path = _write_compressed(msg, out_dir / f"{i:06d}", conn.topic) if conn.msgtype == COMPRESSED_MSG \
+            else _write_raw(msg, out_dir / f"{i:06d}.jpg", conn.topic)
+        taken += 1
+        yield path, image_size(path), stamp or t  # header stamp 0: a publisher that never set it
+
+
+def _write_raw(msg: Any, path: Path, topic: str) -> Path:
+    import cv2
+    import numpy as np
+
+    if msg.encoding not in RAW_ENCODINGS:
+        raise ImportDataError(f"{topic}: image encoding {msg.encoding!r} is not supported "
+                              f"(supported: {', '.join(RAW_ENCODINGS)}, and CompressedImage)")
+    channels, conversion = RAW_ENCODINGS[msg.encoding]
+    h, w, row = int(msg.height), int(msg.width), int(msg.width) * channels
+    data = np.ascontiguousarray(msg.data, dtype=np.uint8).ravel()
+    if h == 0 or w == 0 or msg.step < row or len(data) < msg.step * (h - 1) + row:
+        raise ImportDataError(f"{topic}: malformed {w}x{h} {msg.encoding} image (step {msg.step}, "
+                              f"{len(data)} bytes)")
+    # Rows may be padded to `step`; the last one need not be.
+    rows = np.lib.stride_tricks.as_strided(data, shape=(h, row), strides=(int(msg.step), 1))
+    image = rows.reshape(h, w, channels) if channels > 1 else rows.reshape(h, w)
+    if conversion:
+        image = cv2.cvtColor(np.ascontiguousarray(image), getattr(cv2, conversion))
+    _write_jpeg(path, np.ascontiguousarray(image))
+    return path
+
+
+def _write_compressed(msg: Any, stem: Path, topic: str) -> Path:
+    """JPEG and PNG payloads are already image files: written as they are, no second lossy encode."""
+    data = bytes(msg.data)
+    if data[:2] == b"\xff\xd8":
+        path = stem.with_suffix(".jpg")
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        path = stem.with_suffix(".png")
+    else:
+        raise ImportDataError(f"{topic}: CompressedImage format {msg.format!r} is neither JPEG nor PNG "
+                              "(compressedDepth is a depth image, not a camera frame)")
+    path.write_bytes(data)
+    return path
+
+
+# --- splitting and summaries --------------------------------------------------------------------------------------
+
+
+def split_by_episode(samples: list[Sample], val_fraction: float) -> tuple[list[Sample], list[Sample]]:
+    """(train, val) with round(val_fraction x episodes) whole episodes in val (extra["episode"]; a sample without
+    one is its own episode), so that no sequence is on both sides. Deterministic: episodes are ranked by a hash of
+    their id, so the choice does not depend on the order of the samples or on the Python version."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ImportDataError(f"the validation fraction must be in [0, 1), got {val_fraction}")
+    if val_fraction == 0.0:
+        return list(samples), []
+    keys = [("episode", s.extra["episode"]) if "episode" in s.extra else ("sample", str(s.image)) for s in samples]
+    episodes = sorted(set(keys), key=lambda k: hashlib.sha256(repr(k).encode()).hexdigest())
+    n_val = max(1, round(val_fraction * len(episodes)))
+    if n_val >= len(episodes):
+        raise ImportDataError(f"a validation fraction of {val_fraction} of {len(episodes)} episode(s) leaves no "
+                              "episode to train on")
+    val_keys = set(episodes[:n_val])
+    train = [s for s, k in zip(samples, keys, strict=True) if k not in val_keys]
+    val = [s for s, k in zip(samples, keys, strict=True) if k in val_keys]
+    return train, val
+
+
+def summarize(samples: Iterable[Sample]) -> dict[str, Any]:
+    """{"samples": n, "tasks": {task: samples labelled}, "boxes": {class: count}, "intrinsics": samples with K}."""
+    n, with_k, tasks, boxes = 0, 0, Counter(), Counter()
+    for s in samples:
+        n += 1
+        with_k += s.intrinsics is not None
+        tasks.update(s.labels.keys())
+        for label in s.labels.values():
+            boxes.update(b[4] for b in label.get("boxes", []))
+    return {"samples": n, "tasks": dict(tasks), "boxes": dict(boxes), "intrinsics": with_k}

@@ -1,0 +1,146 @@
+"""Training samples: augmentations keep every label consistent with the pixels (real synthetic and KITTI frames)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, SIM_K, sim_sample
+from hydranet_ros.model.spec import load_spec
+from hydranet_ros.train.data import Augment, Geometry, MultiTaskDataset, collate, plan_geometry, transform_boxes
+from hydranet_ros.train.manifest import ManifestError, Sample, read_manifest, write_manifest
+
+SPEC = load_spec(REPO / "config" / "models" / "hydranet_effl0_road.yaml")
+def test_geometry_maps_points_and_intrinsics_consistently() -> None:
+    # A 3D point projects to the same pixel whether we project with the new intrinsics or move the old pixel.
+    geo = Geometry(scale=0.6, dx=-31.5, dy=12.0, width=320, height=192, flip=True)
+    k = (700.0, 690.0, 640.0, 360.0)
+    x3, y3, z3 = 2.0, 0.7, 15.0
+    u, v = k[0] * x3 / z3 + k[2], k[1] * y3 / z3 + k[3]
+    fx, fy, cx, cy = geo.intrinsics(k)
+    # Pixel-centre convention: continuous u maps to u*s+dx; mirrored centre index i -> W-1-i, i.e. x -> W-1-x
+    # for centres, which equals the box rule W - x shifted by one pixel's width.
+    u_moved = geo.width - 1 - (u * geo.scale + geo.dx)
+    assert fx * (-x3) / z3 + cx == pytest.approx(u_moved, abs=1e-9)  # a mirrored camera sees x as -x
+    assert fy * y3 / z3 + cy == pytest.approx(geo.points_y(np.array(v)), abs=1e-9)
+
+
+def test_boxes_cut_by_the_crop_become_dont_care() -> None:
+    geo = Geometry(scale=1.0, dx=-100.0, dy=0.0, width=200, height=100, flip=False)
+    boxes = np.array([[120, 10, 160, 50, 0],    # inside
+                      [90, 10, 130, 50, 1],     # 75 % inside: kept, clipped
+                      [60, 10, 110, 50, 2],     # 20 % inside: don't care
+                      [0, 0, 50, 50, 0]], np.float32)  # outside: gone
+    out, ignore = transform_boxes(boxes, np.zeros((0, 4), np.float32), geo)
+    np.testing.assert_allclose(out, [[20, 10, 60, 50, 0], [0, 10, 30, 50, 1]])
+    np.testing.assert_allclose(ignore, [[0, 10, 10, 50]])
+
+
+def test_augmented_sim_frame_keeps_labels_on_their_pixels(shared_assets) -> None:
+    """Boxes still enclose vehicle pixels, lanes stay on the road, depth keeps metres through scale and flip."""
+    sample = sim_sample(shared_assets, "000120")
+    vehicle = dict(sample.labels["drivable_area"], map={"4": 1}, default=0)
+    sample.labels["vehicle_mask"] = vehicle  # an extra "task" read through the same transform, below
+    spec = SPEC
+    ds = MultiTaskDataset([sample], spec, augment=Augment(scale=(0.6, 1.6), colour=0.3), crop=(320, 192), seed=3)
+    from hydranet_ros.train.manifest import read_depth
+
+    src_metres = np.maximum(read_depth(sample.labels["depth"]), 1e-3)
+    ratios, inside, wrong = [], [], []
+    for epoch in range(12):
+        ds.set_epoch(epoch)
+        item = ds[0]
+        assert item["image"].shape == (192, 320, 3) and item["image"].dtype == torch.uint8
+        drivable = item["targets"]["drivable_area"].numpy()
+        lanes = item["targets"]["lane_lines"].numpy()
+        # Lane paint lies on the road: every lane pixel is drivable, and padding is ignored in both.
+        assert np.all(drivable[lanes == 1] == 1)
+        assert np.array_equal(lanes == 255, drivable == 255)
+        # The vehicle map is not a head of the spec, so rebuild it with the same geometry to check the boxes.
+        rng = random.Random(hash((ds.seed, epoch, 0)))
+        geo = plan_geometry(640, 384, 640, 384, 320, 192, ds.augment, rng)
+        from hydranet_ros.train.manifest import read_segmentation
+
+        vmask = geo.warp(read_segmentation(vehicle), nearest=True, fill=0)
+        mirrored = vmask[:, ::-1]  # what a transform that forgot to flip the boxes would be checked against
+        for x1, y1, x2, y2, _ in item["boxes"]["detections"].numpy():
+            rows, cols = slice(int(y1), int(np.ceil(y2))), slice(int(x1), int(np.ceil(x2)))
+            inside.append(vmask[rows, cols].mean())
+            wrong.append(mirrored[rows, cols].mean())
+        # Canonical depth is metres * canonical_fx / fx': back in metres, each pixel holds the source pixel's depth.
+        depth = item["targets"]["depth"].numpy()
+        fx = geo.intrinsics(SIM_K)[0]
+        ys, xs = np.nonzero(depth > 0)
+        pre_flip = geo.width - 1 - xs if geo.flip else xs
+        sx = np.clip(np.round((pre_flip - geo.dx) / geo.scale).astype(int), 0, 639)
+        sy = np.clip(np.round((ys - geo.dy) / geo.scale).astype(int), 0, 383)
+        metres = depth[ys, xs] * fx / SIM_K[0]
+        ratios.append(np.median(metres / src_metres[sy, sx]))
+    assert len(inside) > 10
+    # Sim boxes are full (amodal) boxes, about half filled by their vehicle's visible pixels.
+    assert np.median(inside) > 0.35, "transformed boxes no longer cover their vehicles"
+    assert np.median(inside) > 2 * np.median(wrong)
+    # Per pixel, within a pixel of resampling: the depth in metres is the source pixel's.
+    np.testing.assert_allclose(ratios, 1.0, atol=0.02)
+
+
+def test_kitti_depth_converts_to_the_canonical_camera(shared_assets) -> None:
+    from hydranet_ros.train.manifest import read_depth
+
+    kitti = shared_assets / "kitti"
+    p2 = [float(v) for v in (kitti / "calib" / "000008.txt").read_text().splitlines()[2].split()[1:]]
+    k = (p2[0], p2[5], p2[2], p2[6])
+    sample = Sample(image=kitti / "image_2" / "000008.png", intrinsics=k,
+                    labels={"depth": {"file": kitti / "sparse_depth" / "000008.png"}})
+    item = MultiTaskDataset([sample], SPEC)[0]
+    metres = read_depth(sample.labels["depth"])
+    scale = min(640 / metres.shape[1], 384 / metres.shape[0])
+    target = item["targets"]["depth"].numpy()
+    canonical = SPEC.head("depth").options["canonical_fx"]
+    got = target[target > 0] * (k[0] * scale) / canonical
+    cap = SPEC.head("depth").options["max_depth"] * (k[0] * scale) / canonical
+    # Nearest resampling keeps LiDAR values (no blending); those beyond the head's range are clamped to the cap.
+    src = metres[metres > 0]
+    assert got.min() >= src.min() - 1e-3 and got.max() <= min(src.max(), cap) + 1e-3
+    assert np.isin(np.round(got[got < cap * 0.999], 2), np.round(src, 2)).mean() > 0.99
+    assert item["present"] == {"drivable_area": False, "lane_lines": False, "depth": True, "detections": False}
+
+
+def test_collate_fills_unlabelled_images_and_reports_presence(shared_assets) -> None:
+    a = sim_sample(shared_assets, "000010")
+    b = sim_sample(shared_assets, "000020", with_boxes=False)
+    del b.labels["drivable_area"]
+    ds = MultiTaskDataset([a, b], SPEC)
+    batch = collate([ds[0], ds[1]])
+    assert batch["present"]["drivable_area"].tolist() == [True, False]
+    assert batch["present"]["detections"].tolist() == [True, False]
+    assert int(batch["targets"]["drivable_area"][1].unique().item()) == 255
+    assert batch["boxes"]["detections"][1].shape == (0, 5)
+    assert batch["image"].shape == (2, 384, 640, 3)
+
+
+def test_depth_without_intrinsics_and_bad_class_ids_are_refused(shared_assets) -> None:
+    s = sim_sample(shared_assets, "000010")
+    s.intrinsics = None
+    with pytest.raises(ManifestError, match="no intrinsics"):
+        MultiTaskDataset([s], SPEC)
+    s = sim_sample(shared_assets, "000010")
+    s.labels["drivable_area"] = {"file": s.labels["drivable_area"]["file"]}  # raw ids 0..4 for a 2-class head
+    with pytest.raises(ManifestError, match="add a 'map'"):
+        MultiTaskDataset([s], SPEC)[0]
+
+
+def test_manifest_round_trip_and_line_errors(tmp_path) -> None:
+    img = REPO / "hydranet_ros" / "samples" / "project_video_0750.jpg"
+    s = Sample(image=img, size=(1280, 720), intrinsics=(1158.8, 1154.1, 669.6, 388.1), source="udacity",
+               labels={"detections": {"boxes": [[1, 2, 30, 40, "vehicle", 0.9]]}})
+    write_manifest(tmp_path / "m.jsonl", [s])
+    back = read_manifest(tmp_path / "m.jsonl")[0]
+    assert back.image.resolve() == img.resolve() and back.labels == s.labels and back.intrinsics == s.intrinsics
+    bad = '{"image": "a.jpg"}\n{"image": "b.jpg", "labels": {"d": {"boxes": [[5, 5, 1, 1, "x"]]}}}\n'
+    (tmp_path / "bad.jsonl").write_text(bad)
+    with pytest.raises(ManifestError, match=r"bad.jsonl:2: .*x2 < x1"):
+        read_manifest(tmp_path / "bad.jsonl")
