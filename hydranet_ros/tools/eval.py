@@ -20,6 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifests", nargs="+", type=Path, help="labelled manifests (JSONL) to evaluate on")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the full results as JSON")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="write the tables as markdown")
+    p.add_argument("--card-key", metavar="NAME",
+                   help="also record the results in the model's card under metrics.NAME (the model file and its "
+                        "sha256 are unchanged)")
     p.add_argument("--batch-size", type=int, default=4, metavar="N", help="images per pass (default %(default)s)")
     p.add_argument("--providers", default="cpu", metavar="LIST",
                    help="ONNX Runtime providers in order, e.g. cuda,cpu (default %(default)s)")
@@ -90,4 +93,26 @@ def run(args: argparse.Namespace) -> int:
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(head + "\n\n" + table + "\n")
+    if args.card_key:
+        record_in_card(args.model, args.card_key, json_safe(report))
     return 0
+
+
+def record_in_card(model: Path, key: str, report: dict) -> None:
+    """metrics.<key> in the model's card: where the numbers came from, the headline numbers and the full results."""
+    import yaml
+
+    from hydranet_ros.runtime.contract import card_path, read_card
+    from hydranet_ros.train.evaluate import flat_metrics
+
+    card = read_card(model)
+    metrics = card.get("metrics")
+    if not isinstance(metrics, dict):
+        metrics = {}
+    metrics[key] = {"manifests": report["manifests"], "images": report["images"],
+                    "engine": report["engine"], "ms_per_image": report["ms_per_image"],
+                    "summary": {k: round(v, 4) for k, v in flat_metrics(report["results"]).items()},
+                    "results": report["results"]}
+    card["metrics"] = metrics
+    card_path(model).write_text(yaml.safe_dump(card, sort_keys=False, width=110))
+    print(f"recorded in {card_path(model)} under metrics.{key}")

@@ -26,7 +26,9 @@
     log_every: 10
     seed: 0
     out: runs/default
-    export: true                                 # write model.onnx + card at the end
+    export: true                                 # write the node's model + card at the end
+    export_path: null                            # where (default: out/model.onnx)
+    card: {licences: ...}                        # free-form notes copied into the exported model's card
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from hydranet_ros.train.balancing import WEIGHTINGS
 
 FREEZABLE = ("backbone", "decoder", "heads")
 _TOP = {"model", "init", "data", "steps", "batch_size", "optimizer", "losses", "weighting", "pcgrad", "freeze",
-        "amp", "workers", "eval_every", "checkpoint_every", "log_every", "seed", "out", "export", "threads"}
+        "amp", "workers", "eval_every", "checkpoint_every", "log_every", "seed", "out", "export", "threads",
+        "export_path", "card"}
 _DATA = {"train", "val", "crop", "augment"}
 _OPT = {"lr", "backbone_lr", "weight_decay", "warmup_steps"}
 
@@ -78,6 +81,8 @@ class TrainConfig:
     seed: int = 0
     out: Path = Path("runs/train")
     export: bool = True
+    export_path: Path | None = None
+    card: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def frozen_parts(self, step: int) -> set[str]:
@@ -208,7 +213,11 @@ def parse_config(doc: dict[str, Any], path: Path) -> TrainConfig:
         checkpoint_every=number(doc, "checkpoint_every", 250, int, 1),
         log_every=number(doc, "log_every", 10, int, 1), seed=number(doc, "seed", 0, int, 0),
         out=Path(str(doc.get("out", "runs/train"))), export=bool(doc.get("export", True)), raw=doc,
+        export_path=Path(str(doc["export_path"])) if doc.get("export_path") else None,
+        card=doc.get("card") if isinstance(doc.get("card"), dict) else {},
     )
+    if doc.get("card") is not None and not isinstance(doc.get("card"), dict):
+        problems.append("card: expected a mapping of notes for the model card")
     if cfg.init is not None and not cfg.init.is_file():
         problems.append(f"init: weights {cfg.init} do not exist")
     if problems:

@@ -178,7 +178,12 @@ class MultiTaskDataset(Dataset):
                                                   depth: float32 canonical metres [H, W] (0 = invalid)
         boxes   {task: float32 [N, 5]}, ignore {task: float32 [M, 4]}   detection, in output pixels
         index   the sample's index
+        geometry the `Geometry` that took the source image to this one (for checks and debugging)
     H x W is `crop` when augmenting with one, else the spec's input size.
+
+    Each draw of an image gets fresh random augmentations from torch's generator (which the DataLoader seeds per
+    worker from the main process's seed), so a sample drawn many times is seen under many transforms, and a run
+    is reproducible from its seed.
     """
 
     def __init__(self, samples: Sequence[Sample], spec: ModelSpec, augment: Augment | None = None,
@@ -190,7 +195,6 @@ class MultiTaskDataset(Dataset):
         self.out_size = crop if (crop and augment is not None) else self.net_size
         self.heads = {h.name: h for h in spec.heads}
         self.seed = seed
-        self.epoch = 0
         self._check()
 
     def _check(self) -> None:
@@ -214,15 +218,12 @@ class MultiTaskDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def label_counts(self) -> dict[str, int]:
         return {t: sum(t in s.labels for s in self.samples) for t in self.heads}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         s = self.samples[index]
-        rng = random.Random(hash((self.seed, self.epoch, index)))
+        rng = random.Random(int(torch.randint(0, 2**62, ()).item()) ^ self.seed if self.augment else 0)
         bgr = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
         if bgr is None:
             raise ManifestError(f"cannot read image {s.image}")
@@ -234,7 +235,7 @@ class MultiTaskDataset(Dataset):
         if self.augment is not None:
             rgb = colour_jitter(rgb, self.augment, rng)
         item: dict[str, Any] = {"image": torch.from_numpy(np.ascontiguousarray(rgb)), "present": {},
-                                "targets": {}, "boxes": {}, "ignore": {}, "index": index}
+                                "targets": {}, "boxes": {}, "ignore": {}, "index": index, "geometry": geo}
         for name, head in self.heads.items():
             label = s.labels.get(name)
             item["present"][name] = label is not None

@@ -300,7 +300,6 @@ class Trainer:
             n = (self.cfg.steps - self.step) * self.cfg.batch_size
             sampler = WeightedRandomSampler(self.sample_weights, num_samples=max(n, self.cfg.batch_size),
                                             replacement=True, generator=g)
-            self.train_set.set_epoch(self.step)
             loader = DataLoader(self.train_set, batch_size=self.cfg.batch_size, sampler=sampler, drop_last=True,
                                 num_workers=self.cfg.workers, collate_fn=collate,
                                 persistent_workers=False, pin_memory=self.device.type == "cuda")
@@ -447,10 +446,12 @@ class Trainer:
                          "val": [str(m) for m in self.cfg.val],
                          "labels_per_task": self.train_set.label_counts()},
             },
+            **json_safe(self.cfg.card),
             **(extra_provenance or {}),
         }
         metrics = {"validation": json_safe(summary.get("validation") or {})}
-        return export_onnx(self.spec, out or self.out / "model.onnx", weights=best, provenance=provenance,
+        return export_onnx(self.spec, out or self.cfg.export_path or self.out / "model.onnx", weights=best,
+                           provenance=provenance,
                            metrics=metrics)
 
     def plot(self, train_log: CsvLog, val_log: CsvLog) -> Path:
