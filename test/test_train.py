@@ -210,3 +210,25 @@ def test_task_affinity_trains_every_single_task_and_pair(run_dir, tmp_path) -> N
     assert report["alone"]["depth"] is not None and report["alone"]["depth"] > 0  # AbsRel of an untrained net
     md = (out / "affinity.md").read_text()
     assert md.count("\n| ") == 3 and "with depth" in md
+
+
+@pytest.mark.parametrize("weighting, pcgrad", [("fixed", False), ("uncertainty", False), ("dwa", False),
+                                               ("gradnorm", False), ("uncertainty", True)])
+def test_every_weighting_runs_in_the_trainer(run_dir, weighting, pcgrad) -> None:
+    """Each strategy trains through the real loop; the learned / dynamic ones move their weights, fixed does not."""
+    recipe(run_dir, steps=6, eval_every=100, checkpoint_every=100, weighting={"name": weighting}, pcgrad=pcgrad,
+           out=str(run_dir / f"w_{weighting}_{pcgrad}"))
+    trainer = Trainer(load_config(run_dir / "recipe.yaml"), progress=False, log=lambda _m: None)
+    before = trainer.weighting.task_weights().detach().clone()
+    shared = trainer.net.decoder.parameters().__next__()
+    start = shared.detach().clone()
+    trainer.fit()
+    after = trainer.weighting.task_weights().detach()
+    assert not torch.equal(shared.detach(), start), "the shared decoder did not train"
+    assert torch.isfinite(after).all()
+    if weighting == "fixed":
+        torch.testing.assert_close(after, before)
+    else:
+        assert not torch.allclose(after, before), f"{weighting} weights did not move: {after.tolist()}"
+    rows = list(csv.DictReader((run_dir / f"w_{weighting}_{pcgrad}" / "train_log.csv").open()))
+    assert len(rows) == 6 and all(float(r["total"]) > 0 for r in rows)

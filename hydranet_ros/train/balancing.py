@@ -122,7 +122,7 @@ class DWAWeighting(TaskWeighting):
         missing = sorted(set(self.tasks) - set(mean_losses))
         if missing:
             raise KeyError(f"epoch_end needs every task's mean loss; missing {missing}")
-        latest = torch.tensor([float(mean_losses[t]) for t in self.tasks])
+        latest = torch.tensor([float(mean_losses[t]) for t in self.tasks], device=self.history.device)
         self.history.copy_(torch.stack([self.history[1], latest]))
         self.epochs += 1
         if int(self.epochs) >= 2:

@@ -260,7 +260,6 @@ class Trainer:
         return {"step": self.step, "best": self.best, "optimizer": self.opt.state_dict(),
                 "scaler": self.scaler.state_dict(), "weighting": self.weighting.state_dict(),
                 "weight_opt": self.weight_opt.state_dict() if self.weight_opt else {},
-                "dwa": {"history": getattr(self.weighting, "history", None)},
                 "elapsed_s": self.elapsed_before + time.time() - self.started}
 
     def save(self, name: str, extra: dict[str, Any] | None = None) -> Path:
@@ -286,8 +285,6 @@ class Trainer:
         self.weighting.load_state_dict(state["weighting"])
         if self.weight_opt and state["weight_opt"]:
             self.weight_opt.load_state_dict(state["weight_opt"])
-        if state["dwa"]["history"] is not None and hasattr(self.weighting, "history"):
-            self.weighting.history = state["dwa"]["history"]
         self.step, self.best = int(state["step"]), float(state["best"])
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
         self.log(f"resumed at step {self.step} from {state_file}")
@@ -394,8 +391,9 @@ class Trainer:
                 bar.set_postfix(loss=row["total"], **{t[:6]: row[f"loss/{t}"] for t in self.tasks if counts[t]})
                 sums.clear()
                 counts.clear()
-            if self.step % self.epoch_steps == 0:
-                self.weighting.epoch_end({t: float(np.mean(v)) for t, v in epoch_sums.items() if v})
+            if self.step % self.epoch_steps == 0 and all(epoch_sums.get(t) for t in self.tasks):
+                # An "epoch" ends once every task has been seen (DWA compares each task's epoch means).
+                self.weighting.epoch_end({t: float(np.mean(epoch_sums[t])) for t in self.tasks})
                 epoch_sums.clear()
             if _is_main() and self.val_set is not None and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
                 last_val = self.validate()
