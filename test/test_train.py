@@ -232,3 +232,23 @@ def test_every_weighting_runs_in_the_trainer(run_dir, weighting, pcgrad) -> None
         assert not torch.allclose(after, before), f"{weighting} weights did not move: {after.tolist()}"
     rows = list(csv.DictReader((run_dir / f"w_{weighting}_{pcgrad}" / "train_log.csv").open()))
     assert len(rows) == 6 and all(float(r["total"]) > 0 for r in rows)
+
+
+def test_torchrun_trains_with_two_processes_on_cpu(run_dir) -> None:
+    """The DistributedDataParallel path (gloo on the CPU here; NCCL on GPUs): two real ranks, one report."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    recipe(run_dir, steps=2, batch_size=2, eval_every=2, checkpoint_every=2, out=str(run_dir / "ddp"))
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # --standalone: a local rendezvous on a free port, so parallel runs on one machine do not collide.
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m",
+                           "hydranet_ros.tools.cli", "train", str(run_dir / "recipe.yaml"), "--no-progress",
+                           "--no-export"], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("trained 2 steps") == 1, proc.stdout  # rank 0 alone reports
+    state = torch.load(run_dir / "ddp" / "last_state.pt", weights_only=True)
+    assert state["step"] == 2

@@ -1,7 +1,7 @@
 """hydranet train CONFIG: train a HydraNet from manifests: checkpoints, logs, plots, and the node's model at the end.
 
 Runs on the CPU, on one GPU (with AMP), or on several through torchrun:
-    torchrun --nproc_per_node 4 -m hydranet_ros.tools.cli train CONFIG
+    torchrun --standalone --nproc_per_node 4 -m hydranet_ros.tools.cli train CONFIG
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ManifestError, SpecError, WeightsError) as exc:
         print(f"hydranet train: {exc}", file=sys.stderr)
         return 2
+    if not trainer.is_main:
+        return 0  # under torchrun, rank 0 reports and exports
     print(f"trained {summary['steps']} steps in {summary['elapsed_s'] / 60:.1f} min; run folder {cfg.out}")
-    if cfg.export and trainer.is_main:
+    if cfg.export:
         onnx_path = trainer.export()
         print(f"exported {onnx_path} (+ card {onnx_path.with_suffix('.yaml')}); run it with: "
               f"hydranet_node --ros-args -p model:={onnx_path.resolve()}")

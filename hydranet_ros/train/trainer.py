@@ -170,11 +170,11 @@ class Trainer:
                  log: Callable[[str], None] = print, spec: ModelSpec | None = None) -> None:
         """`spec` overrides the recipe's model spec (task-affinity trains subsets of its heads)."""
         self.cfg = cfg
-        self.log = log if _is_main() else (lambda _m: None)
-        self.progress = progress and _is_main()
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        self.log = log if _is_main() else (lambda _m: None)  # after init: only rank 0 speaks
+        self.progress = progress and _is_main()
         rank = dist.get_rank() if self.distributed else 0
         if device == "auto":
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
