@@ -85,16 +85,9 @@ def main() -> int:
     args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
     if args.card_key:
-        import yaml
+        from hydranet_ros.runtime.contract import record_card_metrics
 
-        from hydranet_ros.runtime.contract import card_path, read_card
-
-        card = read_card(args.model)
-        if not isinstance(card.get("metrics"), dict):
-            card["metrics"] = {}
-        card["metrics"][args.card_key] = result
-        card_path(args.model).write_text(yaml.safe_dump(card, sort_keys=False, width=110))
-        print(f"recorded in {card_path(args.model)} under metrics.{args.card_key}")
+        print(f"recorded in {record_card_metrics(args.model, args.card_key, result)} under metrics.{args.card_key}")
     return 0
 
 

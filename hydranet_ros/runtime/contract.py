@@ -99,6 +99,17 @@ def write_checkpoint_card(checkpoint: Path, spec_dict: dict[str, Any], extra: di
     return out
 
 
+def record_card_metrics(model_path: Path, key: str, entry: dict[str, Any]) -> Path:
+    """Set metrics.<key> in a model's card. The model file, and so the card's sha256 of it, stay unchanged."""
+    card = read_card(model_path)
+    if not isinstance(card.get("metrics"), dict):
+        card["metrics"] = {}  # an untrained export says "not measured"
+    card["metrics"][key] = entry
+    path = card_path(model_path)
+    path.write_text(yaml.safe_dump(card, sort_keys=False, width=110))
+    return path
+
+
 def default_model_path() -> Path:
     """The default model of the source tree, else of the installed package's share dir; the source-tree path when
     neither exists, so that the error message names a place a developer can put it."""

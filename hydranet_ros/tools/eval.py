@@ -100,19 +100,12 @@ def run(args: argparse.Namespace) -> int:
 
 def record_in_card(model: Path, key: str, report: dict) -> None:
     """metrics.<key> in the model's card: where the numbers came from, the headline numbers and the full results."""
-    import yaml
-
-    from hydranet_ros.runtime.contract import card_path, read_card
+    from hydranet_ros.runtime.contract import record_card_metrics
     from hydranet_ros.train.evaluate import flat_metrics
 
-    card = read_card(model)
-    metrics = card.get("metrics")
-    if not isinstance(metrics, dict):
-        metrics = {}
-    metrics[key] = {"manifests": report["manifests"], "images": report["images"],
-                    "engine": report["engine"], "ms_per_image": report["ms_per_image"],
-                    "summary": {k: round(v, 4) for k, v in flat_metrics(report["results"]).items()},
-                    "results": report["results"]}
-    card["metrics"] = metrics
-    card_path(model).write_text(yaml.safe_dump(card, sort_keys=False, width=110))
-    print(f"recorded in {card_path(model)} under metrics.{key}")
+    path = record_card_metrics(model, key, {
+        "manifests": report["manifests"], "images": report["images"], "engine": report["engine"],
+        "ms_per_image": report["ms_per_image"],
+        "summary": {k: round(v, 4) for k, v in flat_metrics(report["results"]).items()},
+        "results": report["results"]})
+    print(f"recorded in {path} under metrics.{key}")

@@ -17,7 +17,6 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -286,6 +285,7 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     h, w = images.shape[1:3]
     tasks = list(items[0]["present"])
     batch: dict[str, Any] = {"image": images, "index": torch.tensor([it["index"] for it in items]),
+                             "geometry": [it["geometry"] for it in items],
                              "present": {}, "targets": {}, "boxes": {}, "ignore": {}}
     for t in tasks:
         batch["present"][t] = torch.tensor([it["present"][t] for it in items], dtype=torch.bool)
@@ -309,11 +309,3 @@ def source_weights(groups: Sequence[tuple[Sequence[Sample], float]]) -> list[flo
         if samples:
             weights += [w / total / len(samples)] * len(samples)
     return weights
-
-
-def resolve(path: str | Path, base: Path) -> Path:
-    """A path from a config file: absolute, else relative to the config's folder if it exists there, else the cwd."""
-    p = Path(path)
-    if p.is_absolute():
-        return p
-    return base / p if (base / p).exists() else p

@@ -54,7 +54,7 @@ def evaluate(predict: Predict, dataset: MultiTaskDataset, batch_size: int = 4, w
         for i, index in enumerate(batch["index"].tolist()):
             for task, metric in seg.items():
                 if batch["present"][task][i]:
-                    metric.update(_at_size(out[task][i], batch["targets"][task][i].shape),
+                    metric.update(_at_size(out[task][i], batch["targets"][task][i].shape, nearest=True),
                                   batch["targets"][task][i].numpy())
             for task, metric in det.items():
                 if batch["present"][task][i]:
@@ -62,8 +62,8 @@ def evaluate(predict: Predict, dataset: MultiTaskDataset, batch_size: int = 4, w
                                       batch["ignore"][task][i].numpy())
             for task, metric in dep.items():
                 if batch["present"][task][i]:
-                    _update_depth(metric, dataset, index, spec, task, out[task][i],
-                                  batch["targets"][task][i].numpy())
+                    fx = batch["geometry"][i].intrinsics(dataset.samples[index].intrinsics)[0]
+                    _update_depth(metric, spec.head(task), fx, out[task][i], batch["targets"][task][i].numpy())
     results: dict[str, dict[str, Any]] = {}
     if seg:
         results["segmentation"] = {t: m.result() for t, m in seg.items() if m.confusion.sum()}
@@ -74,14 +74,16 @@ def evaluate(predict: Predict, dataset: MultiTaskDataset, batch_size: int = 4, w
     return {k: v for k, v in results.items() if v}
 
 
-def _at_size(ids: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Class ids at the target's size (heads with an output stride give smaller maps): nearest upsampling."""
+def _at_size(x: np.ndarray, shape: tuple[int, ...], nearest: bool) -> np.ndarray:
+    """A prediction at the target's size (heads with an output stride give smaller maps)."""
     import cv2
 
     h, w = shape[-2:]
-    if ids.shape == (h, w):
-        return ids
-    return cv2.resize(ids.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    if x.shape == (h, w):
+        return x
+    if nearest:  # class ids
+        return cv2.resize(x.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(x.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def _update_detection(metric: DetectionMetric, rows: np.ndarray, boxes: np.ndarray, ignore: np.ndarray) -> None:
@@ -94,36 +96,14 @@ def _update_detection(metric: DetectionMetric, rows: np.ndarray, boxes: np.ndarr
     metric.update(rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64), gt_boxes, gt_classes, gt_ignore)
 
 
-def _update_depth(metric: DepthMetric, dataset: MultiTaskDataset, index: int, spec: ModelSpec, task: str,
-                  pred: np.ndarray, target: np.ndarray) -> None:
-    head = spec.head(task)
+def _update_depth(metric: DepthMetric, head: Any, fx: float, pred: np.ndarray, target: np.ndarray) -> None:
+    """fx: the camera's focal length in the network image (from the sample's geometry)."""
     canonical = float(head.options.get("canonical_fx", 1000.0))
     cap = float(head.options.get("max_depth", 80.0))
-    sample = dataset.samples[index]
-    src_w, src_h = _image_size(sample)
-    fx = sample.intrinsics[0] * min(spec.input_width / src_w, spec.input_height / src_h)
     to_metres = fx / canonical
-    pred = _at_size_float(pred, target.shape)
+    pred = _at_size(pred, target.shape, nearest=False)
     valid = (target > 0) & (target < cap * 0.999)  # the dataset clamps out-of-range labels to the cap
     metric.update(np.where(valid, pred * to_metres, 0.0), np.where(valid, target * to_metres, 0.0))
-
-
-def _at_size_float(depth: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    import cv2
-
-    h, w = shape[-2:]
-    if depth.shape == (h, w):
-        return depth
-    return cv2.resize(depth.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def _image_size(sample: Any) -> tuple[int, int]:
-    if sample.size is not None:
-        return tuple(sample.size)
-    import cv2
-
-    img = cv2.imread(str(sample.image), cv2.IMREAD_UNCHANGED)
-    return img.shape[1], img.shape[0]
 
 
 def flat_metrics(results: dict[str, dict[str, Any]]) -> dict[str, float]:

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from hydranet_ros.train.manifest import IGNORE_CLASS, IGNORE_INDEX
+from hydranet_ros.train.metrics import box_iou
 
 ASSETS_ENV = "HYDRANET_ASSETS"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the hydranet_ros package
@@ -153,17 +154,6 @@ class Detections:
             return cls()
         return cls(np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
                    np.concatenate([p.classes for p in parts]))
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in a [N, 4] with every box in b [M, 4] -> [N, M]."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:

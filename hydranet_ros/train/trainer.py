@@ -202,6 +202,7 @@ class Trainer:
         self.losses = TaskLosses(self.spec, cfg.losses)
 
         groups = [(read_manifest(m), w) for m, w in cfg.train]
+        self.train_sizes = [len(g) for g, _ in groups]
         samples = [s for g, _ in groups for s in g]
         augment = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
         self.train_set = MultiTaskDataset(samples, self.spec, augment=augment, crop=cfg.crop, seed=cfg.seed + rank)
@@ -439,8 +440,8 @@ class Trainer:
                 "train_time_min": round(summary.get("elapsed_s", 0.0) / 60, 1),
                 "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})"
                                               if self.device.type == "cuda" else ""),
-                "data": {"train": [{"manifest": str(m), "weight": w, "images": len(read_manifest(m))}
-                                   for m, w in self.cfg.train],
+                "data": {"train": [{"manifest": str(m), "weight": w, "images": n}
+                                   for (m, w), n in zip(self.cfg.train, self.train_sizes, strict=True)],
                          "val": [str(m) for m in self.cfg.val],
                          "labels_per_task": self.train_set.label_counts()},
             },
