@@ -40,11 +40,19 @@ def test_unknown_verb_is_an_error_that_lists_the_verbs():
 
 def test_params_check_reports_problems_with_a_users_file(tmp_path):
     f = tmp_path / "mine.yaml"
-    f.write_text("/**:\n  ros__parameters:\n    mode: turbo\n    camera_names: [front]\n")
+    f.write_text("/**:\n  ros__parameters:\n    mode: turbo\n    camera_names: [front, rear]\n")
     out = run(["params", "--file", str(f)])
     assert out.returncode == 2
     assert "mode must be one of live, replay; got 'turbo'" in out.stderr
-    assert "missing parameter 'cameras.front.image_topic'" in out.stderr
+    assert "missing parameter 'cameras.rear.image_topic'" in out.stderr  # front's come from config/hydranet.yaml
+    assert "cameras.front.image_topic" not in out.stderr
+
+
+@pytest.mark.parametrize("name", ["hydranet_multi_camera.yaml", "hydranet_compressed.yaml"])
+def test_shipped_params_files_pass_the_check_over_the_defaults(name):
+    out = run(["params", "--file", str(Path(__file__).resolve().parents[1] / "config" / name)])
+    assert out.returncode == 0, out.stderr
+    assert "OK (" in out.stdout
 
 
 def test_output_piped_into_head_ends_quietly(ros):

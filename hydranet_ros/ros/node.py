@@ -24,6 +24,7 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -128,7 +129,10 @@ class HydraNetNode(LifecycleNode):
         self.batch_sizes: list[int] = []
         self._log_times: dict[str, float] = {}
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.diag_timer = self.create_timer(self.values["diagnostics_period_s"], self._publish_diagnostics)
+        # On the steady clock, not the node's: under use_sim_time a paused or finished replay stops /clock, and
+        # diagnostics must still report (the last frames' latencies, "no frames for N s").
+        self.diag_timer = self.create_timer(self.values["diagnostics_period_s"], self._publish_diagnostics,
+                                            clock=Clock(clock_type=ClockType.STEADY_TIME))
         topics = ", ".join(f"{c.name}: {c.image_topic}" for c in self.cameras.values())
         self.get_logger().info(f"hydranet_node {__version__}: mode={self.values['mode']}, cameras [{topics}]")
 

@@ -8,7 +8,9 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--file", type=Path, help="params file to check (default: the package's config/hydranet.yaml)")
+    p.add_argument("--file", type=Path,
+                   help="params file to check, applied over the package's config/hydranet.yaml as the node applies "
+                        "it (default: check config/hydranet.yaml itself)")
     p.add_argument("--markdown", action="store_true", help="print the README's parameter table")
 
 
@@ -17,7 +19,9 @@ def run(args: argparse.Namespace) -> int:
 
     path = args.file or P.default_config_path()
     try:
-        values = P.load_params_file(path)
+        values = P.load_params_file(P.default_config_path())
+        if args.file:
+            values.update(P.load_params_file(args.file))
     except P.ParameterError as exc:
         print(f"hydranet params: {exc}", file=sys.stderr)
         return 2
