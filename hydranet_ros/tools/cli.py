@@ -29,6 +29,8 @@ VERBS: dict[str, tuple[str, str]] = {
                       "train tasks alone and in pairs: which heads help each other share a backbone"),
     "info": ("hydranet_ros.tools.info", "parameters per part, GFLOPs, inputs and outputs of a spec or ONNX model"),
     "publish-image": ("hydranet_ros.tools.publish_image", "publish image files as a camera topic"),
+    "make-bag": ("hydranet_ros.tools.make_bag",
+                 "write a video or an image folder as a rosbag2 camera recording (Image/CompressedImage + CameraInfo)"),
     "params": ("hydranet_ros.tools.params", "show the node's parameters (table, markdown) or check a params file"),
     "env": ("hydranet_ros.tools.env", "show what this environment provides (ROS, torch, engines, GPU)"),
 }
