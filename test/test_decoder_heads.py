@@ -221,6 +221,28 @@ def test_detection_decode_suppresses_a_peaks_neighbours():
     torch.testing.assert_close(out[0, :4], torch.tensor([18.0, 18.0, 22.0, 22.0]))  # cell (5, 5), 1 x 1 cells
 
 
+def test_detection_decode_suppresses_overlapping_boxes_of_a_class_fast_nms():
+    # Three car peaks 3 cells apart on one big object (boxes 10 x 10 cells: IoU 0.54 between neighbours), a smaller
+    # car far away and a person on the big car: only the best big-car box, the far car and the person remain.
+    head = DetectionHead(8, "objects", ["car", "person"], max_detections=8)
+    raw = raw_detection_map(2, 24, 32)
+    for col, logit in ((8, 2.0), (11, 3.0), (14, 1.5)):
+        place(raw, 2, cls=0, row=10, col=col, logit=logit, wh=(10.0, 10.0))
+    place(raw, 2, cls=0, row=10, col=26, logit=0.5, wh=(3.0, 3.0))
+    place(raw, 2, cls=1, row=10, col=10, logit=1.0, wh=(10.0, 10.0))
+    out = head.decode(raw, (96, 128))[0]
+    kept = out[out[:, 4] > 0]
+    assert kept[:, 5].tolist() == [0.0, 1.0, 0.0]  # best car, the person, the far car: best first
+    torch.testing.assert_close(kept[:, 4], torch.sigmoid(torch.tensor([3.0, 1.0, 0.5])))
+    torch.testing.assert_close(kept[0, :4], torch.tensor([24.0, 20.0, 64.0, 60.0]))  # the best car's own box
+    # With suppression off, every peak is a row, as before the NMS existed.
+    off = DetectionHead(8, "objects", ["car", "person"], max_detections=8, nms_iou=1.0)
+    off.load_state_dict(head.state_dict())
+    assert int((off.decode(raw, (96, 128))[0, :, 4] > 0).sum()) == 5
+    with pytest.raises(ValueError, match=r"nms_iou must be in \(0, 1\], got 0.0"):
+        DetectionHead(8, "objects", ["car"], nms_iou=0.0)
+
+
 def test_detection_decode_keeps_k_static_on_tiny_maps():
     head = DetectionHead(8, "objects", ["car"], max_detections=100)
     assert head.decode(raw_detection_map(1, 3, 4), (12, 16)).shape == (1, 12, 6)

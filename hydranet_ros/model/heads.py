@@ -160,6 +160,11 @@ class DetectionHead(Head):
     export: float32 [B, K, 6] rows (x1, y1, x2, y2, score, class) in input pixels, clipped to the image, best score
     first; K = max_detections. Peaks are cells equal to the max of their 3x3 neighbourhood (CenterNet's NMS
     substitute); rows beyond the peaks have score 0, so the runtime filters by a score threshold.
+
+    Peaks a few cells apart on one large object survive the 3x3 test (a close car gave 8 stacked boxes), so the
+    graph also suppresses, per class, every box that overlaps a better one by more than `nms_iou` ("Fast NMS",
+    Bolya et al., YOLACT 2019: one K x K IoU matrix, static shapes, no loop; 1.0 turns it off). Suppressed rows get
+    score 0 and sink below the kept ones.
     """
 
     type = "detection"
@@ -174,6 +179,7 @@ class DetectionHead(Head):
         *,
         stride: int = 4,
         max_detections: int = 100,
+        nms_iou: float = 0.5,
     ) -> None:
         super().__init__(in_channels, name, classes)
         if not self.classes:
@@ -182,8 +188,11 @@ class DetectionHead(Head):
             raise ValueError(f"detection stride must be {DECODER_STRIDE} or {2 * DECODER_STRIDE}, got {stride}")
         if max_detections < 1:
             raise ValueError(f"max_detections must be >= 1, got {max_detections}")
+        if not 0.0 < nms_iou <= 1.0:
+            raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou}")
         self.stride = stride
         self.max_detections = max_detections
+        self.nms_iou = float(nms_iou)
         self.down: nn.Module = nn.Identity()
         if stride != DECODER_STRIDE:
             self.down = nn.Sequential(
@@ -229,7 +238,25 @@ class DetectionHead(Head):
         y1 = (cy - size[:, 1] / 2).clamp(0, height)
         x2 = (cx + size[:, 0] / 2).clamp(0, width)
         y2 = (cy + size[:, 1] / 2).clamp(0, height)
-        return torch.stack([x1, y1, x2, y2, scores, cls.to(heat.dtype)], dim=-1)
+        rows = torch.stack([x1, y1, x2, y2, scores, cls.to(heat.dtype)], dim=-1)
+        return self.suppress(rows) if self.nms_iou < 1.0 else rows
+
+    def suppress(self, rows: Tensor) -> Tensor:
+        """Fast NMS on rows sorted by score: zero the score of each row that a better row of its class overlaps by
+        more than nms_iou, then sort again (TopK + GatherElements)."""
+        x1, y1, x2, y2, scores, cls = rows.unbind(-1)
+        area = (x2 - x1) * (y2 - y1)
+        iw = (torch.minimum(x2[:, :, None], x2[:, None, :]) - torch.maximum(x1[:, :, None], x1[:, None, :])).clamp(0)
+        ih = (torch.minimum(y2[:, :, None], y2[:, None, :]) - torch.maximum(y1[:, :, None], y1[:, None, :])).clamp(0)
+        inter = iw * ih
+        iou = inter / (area[:, :, None] + area[:, None, :] - inter).clamp(min=1e-6)
+        k = rows.shape[1]
+        better = torch.ones(k, k, dtype=torch.bool, device=rows.device).triu(1)  # [i, j]: row i ranks above j
+        over = (iou > self.nms_iou) & (cls[:, :, None] == cls[:, None, :]) & better & (scores[:, :, None] > 0)
+        kept = scores * (~over.any(dim=1)).to(scores.dtype)
+        kept, order = kept.topk(k, dim=1)
+        rows = rows.gather(1, order.unsqueeze(-1).expand(-1, -1, rows.shape[-1]))
+        return torch.cat([rows[..., :4], kept.unsqueeze(-1), rows[..., 5:]], dim=-1)
 
 
 HEADS: dict[str, type[Head]] = {
