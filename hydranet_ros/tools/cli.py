@@ -28,6 +28,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "task-affinity": ("hydranet_ros.tools.task_affinity",
                       "train tasks alone and in pairs: which heads help each other share a backbone"),
     "info": ("hydranet_ros.tools.info", "parameters per part, GFLOPs, inputs and outputs of a spec or ONNX model"),
+    "visualize": ("hydranet_ros.tools.visualize",
+                  "render a bag of the node's outputs as a video, a contact sheet and a latency summary"),
     "publish-image": ("hydranet_ros.tools.publish_image", "publish image files as a camera topic"),
     "make-bag": ("hydranet_ros.tools.make_bag",
                  "write a video or an image folder as a rosbag2 camera recording (Image/CompressedImage + CameraInfo)"),
