@@ -128,3 +128,25 @@ def open_reader(path: str | Path, store: Any | None = None) -> Any:
     except (AnyReaderError, Reader1Error, Reader2Error, OSError, ValueError) as exc:
         raise BagError(f"cannot read bag {path}: {exc}") from exc
     return reader
+
+
+def message_class(msgtype: str) -> type:
+    """`pkg/msg/Name` -> the generated Python class (`pkg.msg.Name`) that rclpy publishes and subscribes with.
+
+    Replay and record never build messages from it; rclpy needs it only for the type support behind raw bytes."""
+    import importlib
+
+    parts = msgtype.split("/")
+    if len(parts) != 3 or parts[1] != "msg" or not all(parts):
+        raise BagError(f"{msgtype!r} is not a message type name of the form pkg/msg/Name")
+    pkg, _, name = parts
+    try:
+        module = importlib.import_module(f"{pkg}.msg")
+    except ImportError as exc:
+        raise BagError(f"cannot use {msgtype}: the Python package {pkg} is not importable ({exc}); install its "
+                       f"interfaces (ros-<distro>-{pkg.replace('_', '-')}) or build them into this environment"
+                       ) from exc
+    cls = getattr(module, name, None)
+    if not isinstance(cls, type):
+        raise BagError(f"cannot use {msgtype}: {pkg}.msg has no message {name} (another version of {pkg}?)")
+    return cls
