@@ -68,26 +68,3 @@ def test_env_finds_every_component():
     assert "MISSING" not in out.stdout, out.stdout
     for name in ("rclpy", "vision_msgs", "torch", "onnxruntime", "opencv"):
         assert name in out.stdout
-
-
-def test_demo_runs_the_node_on_real_frames_and_shows_every_output(ros, tmp_path):
-    out_dir = tmp_path / "demo"
-    proc = ros.start(HYDRANET + ["demo", "--domain-id", str(ros.domain_id), "--timeout", "120", "--out",
-                                 str(out_dir)], name="demo")
-    assert proc.proc.wait(180) == 0, proc.output()
-    out = proc.output()
-    for topic, shown in [("drivable_area", "640x360 mono8"), ("lane_lines", "640x360 mono8"),
-                         ("depth", "640x360 32FC1"), ("depth/camera_info", "640x360 fx="),
-                         ("detections", "Detection2DArray"), ("overlay", "1280x720 rgb8"),
-                         ("points", "fields x,y,z,rgb"), ("detections_3d", "Detection3DArray"),
-                         ("markers", "MarkerArray"), ("detections/label_info", "vehicle, pedestrian, cyclist")]:
-        line = next((ln for ln in out.splitlines() if ln.strip().startswith(f"/hydranet/front/{topic} ")), "")
-        assert shown in line, f"{topic}: {line!r}\n{out}"
-    assert "[camera's stamp]" in out and "[OK] hydranet: engine" in out
-    for png in ("overlay.png", "depth.png"):
-        assert (out_dir / png).stat().st_size > 10_000
-
-
-def test_demo_on_a_missing_image_is_a_clear_error():
-    out = run(["demo", "--image", "/nonexistent/frame.jpg"])
-    assert out.returncode == 2 and "cannot read image /nonexistent/frame.jpg" in out.stderr

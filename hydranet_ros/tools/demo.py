@@ -1,8 +1,16 @@
-"""hydranet demo: start hydranet_node as its own process, feed it real frames, show every output it publishes.
+"""hydranet demo: a recorded drive through the node, and a visual report of what it perceived.
 
-The node runs in its own process on real DDS (localhost only, a random domain), exactly as on a vehicle; this
-process plays the camera (Image + CameraInfo) and subscribes to every output. It prints a table of what arrived
-(type, size, encoding, header) and the node's /diagnostics, and writes the overlay and a depth colour map as PNGs.
+With no arguments it replays the short Udacity drive shipped in the package (hydranet_ros/samples/udacity_drive,
+MIT) through the trained default model. The pieces are the product's own, in the way an engineer uses them:
+
+  1. hydranet_node starts as its own process in replay mode (every frame, in order, sim time), configured for the
+     camera topics found in the bag;
+  2. this process records the camera topics and every output of the node into an MCAP bag (`hydranet record`),
+     and replays the bag with its timing and /clock (`hydranet replay`);
+  3. once every frame has every output, it renders the report from the recording (`hydranet visualize`): an MP4,
+     a PNG contact sheet and the latency summary from /diagnostics.
+
+DDS stays on this machine (localhost discovery, a random domain), so the demo never talks to a real vehicle.
 """
 
 from __future__ import annotations
@@ -10,202 +18,300 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-DEFAULT_IMAGES = [SAMPLES / "project_video_0750.jpg", SAMPLES / "project_video_1050.jpg"]
-DEFAULT_INTRINSICS = SAMPLES / "udacity_camera_intrinsics.json"
-FRAME_ID = "camera_front_optical"
+SAMPLE_BAG = SAMPLES / "udacity_drive"
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+# Not recorded unless asked: at 720p the overlay (2.7 MB) and the point cloud (~1 MB) would be most of the bag,
+# and the node renders them only for subscribers, so leaving them out also keeps the demo fast.
+HEAVY_OUTPUTS = ("overlay", "points")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image", type=Path, action="append", default=None,
-                   help="frame(s) to feed the node, repeatable (default: the two shipped Udacity frames)")
-    p.add_argument("--intrinsics", type=Path, default=DEFAULT_INTRINSICS,
-                   help="intrinsics JSON for the CameraInfo (default: the Udacity camera's)")
-    p.add_argument("--model", type=Path, default=None,
-                   help="model .onnx (default: the package's default model; if it is missing, the default spec "
-                        "is exported with untrained heads, and the demo says so)")
+    p.add_argument("source", nargs="?", type=Path, default=None,
+                   help="a rosbag2 folder (sqlite3 or MCAP) with camera images, a video file or an image folder "
+                        "(default: the Udacity drive shipped with the package)")
+    p.add_argument("--intrinsics", type=Path, default=None,
+                   help="intrinsics JSON for a video or image folder (see hydranet make-bag); without it depth uses "
+                        "the model's canonical focal length")
+    p.add_argument("--model", type=Path, default=None, help="model .onnx (default: the package's default model)")
     p.add_argument("--out", type=Path, default=Path("demo_out"),
-                   help="folder for the overlay and depth PNGs (default: %(default)s)")
+                   help="folder for the recording and the report (default: %(default)s)")
+    p.add_argument("--rate", type=float, default=0.5,
+                   help="replay speed (default: %(default)s: about what a 2-core CPU processes; at a faster rate "
+                        "the node queues frames, replay mode never drops, and the age on /diagnostics grows)")
+    p.add_argument("--rows", type=int, default=6, help="frames on the contact sheet (default: %(default)s)")
+    p.add_argument("--record-all", action="store_true",
+                   help=f"also record the node's {' and '.join(HEAVY_OUTPUTS)} topics (large)")
     p.add_argument("--domain-id", type=int, default=None,
                    help="ROS_DOMAIN_ID to use (default: a random one, so the demo is isolated)")
-    p.add_argument("--timeout", type=float, default=90.0, help="give up after this many seconds (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="give up after this many seconds (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _model(path: Path | None) -> tuple[Path, str]:
-    """The model to run and a note about it."""
+@dataclass
+class CameraTopics:
+    name: str  # the node's camera name: its outputs go to /hydranet/<name>/...
+    image_topic: str
+    compressed: bool
+    info_topic: str  # "" when the bag has no CameraInfo beside the images
+    frames: int
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def _camera_name(topic: str, taken: set[str]) -> str:
+    """/camera/front/image_raw/compressed -> front: the last namespace part that is not an image_transport or
+    image_pipeline suffix, made a valid parameter name, unique."""
+    parts = [p for p in topic.strip("/").split("/")
+             if p not in ("compressed", "image", "image_raw", "image_color", "image_rect", "image_rect_color")]
+    name = re.sub(r"\W", "_", parts[-1] if parts else "front") or "front"
+    if name[0].isdigit() or name == "camera":
+        name = f"cam_{name}" if name != "camera" else "front"
+    unique, i = name, 2
+    while unique in taken:
+        unique, i = f"{name}_{i}", i + 1
+    return unique
+
+
+def find_cameras(bag: Path) -> list[CameraTopics]:
+    """Camera image topics in a bag (not the node's own outputs), each with the CameraInfo of its namespace."""
+    from hydranet_ros.ros.bags import open_reader
+
+    with open_reader(bag) as reader:
+        counts: dict[str, tuple[str, int]] = {}
+        for c in reader.connections:
+            n = counts.get(c.topic, (c.msgtype, 0))[1]
+            counts[c.topic] = (c.msgtype, n + c.msgcount)
+    infos = {t for t, (msgtype, _) in counts.items() if msgtype == "sensor_msgs/msg/CameraInfo"}
+    cameras: list[CameraTopics] = []
+    for topic, (msgtype, n) in sorted(counts.items()):
+        if msgtype not in IMAGE_TYPES or topic.startswith("/hydranet/") or n == 0:
+            continue
+        base = topic.removesuffix("/compressed")
+        namespace = base.rsplit("/", 1)[0]
+        info = f"{namespace}/camera_info"
+        cameras.append(CameraTopics(_camera_name(topic, {c.name for c in cameras}), topic,
+                                    msgtype.endswith("CompressedImage"), info if info in infos else "", n))
+    if not cameras:
+        listing = ", ".join(f"{t} ({m})" for t, (m, _) in sorted(counts.items())) or "none"
+        raise DemoError(f"no camera images (sensor_msgs/Image or CompressedImage) in {bag}; its topics: {listing}")
+    return cameras
+
+
+def node_params(cameras: list[CameraTopics], model: Path) -> str:
+    """A params file for hydranet_node: replay mode on sim time, one camera per image topic of the bag."""
+    lines = ["/**:", "  ros__parameters:", "    mode: replay", "    use_sim_time: true", f"    model: '{model}'",
+             f"    camera_names: [{', '.join(c.name for c in cameras)}]", "    cameras:"]
+    for c in cameras:
+        lines += [f"      {c.name}:", f"        image_topic: '{c.image_topic}'",
+                  f"        compressed: {'true' if c.compressed else 'false'}",
+                  f"        camera_info_topic: '{c.info_topic}'"]
+    return "\n".join(lines) + "\n"
+
+
+def _source_bag(args: argparse.Namespace, work: Path) -> Path:
+    """The bag to replay: the argument (or the sample) as is, or a camera bag made from a video or image folder."""
+    source = args.source or SAMPLE_BAG
+    if not source.exists():
+        raise DemoError(f"no such bag, video or image folder: {source}")
+    if source.is_file() and source.suffix in (".mcap", ".db3") or (source / "metadata.yaml").is_file():
+        return source
+    from hydranet_ros.ros.make_bag import make_camera_bag
+
+    print(f"hydranet demo: making a camera bag from {source} ...", flush=True)
+    out = work / "camera_bag"
+    make_camera_bag(source, out, compressed=True, intrinsics=args.intrinsics, progress=not args.quiet)
+    return out
+
+
+def _model(path: Path | None) -> Path:
     from hydranet_ros.runtime.contract import default_model_path
 
-    if path is not None:
-        return path, ""
-    default = default_model_path()
-    if default.is_file():
-        return default, ""
-    from hydranet_ros.model.export import export_onnx
-    from hydranet_ros.model.spec import load_spec
-    from hydranet_ros.ros.params import config_file
-
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hydranet_ros" / "untrained"
-    out = cache / "hydranet_effl0_road_untrained.onnx"
-    if not out.is_file():
-        print(f"hydranet demo: no trained model at {default}; exporting the default spec with UNTRAINED heads "
-              f"to {out} (the outputs will be arbitrary) ...", flush=True)
-        export_onnx(load_spec(config_file("models/hydranet_effl0_road.yaml")), out)
-    return out, "UNTRAINED heads: the outputs show the plumbing, not perception"
+    model = path or default_model_path()
+    if not model.is_file():
+        raise DemoError(f"no model at {model}" + ("" if path else " (the default model ships in models/; a "
+                                                       "package without it was installed incompletely)"))
+    return model.resolve()
 
 
-def _level(st) -> str:
-    level = int.from_bytes(st.level, "little") if isinstance(st.level, bytes) else int(st.level)
-    return {0: "OK", 1: "WARN", 2: "ERROR", 3: "STALE"}.get(level, "?")
-
-
-def _describe(msg) -> str:
-    """One line about a message: what a user checks first."""
-    kind = type(msg).__name__
-    if kind == "Image":
-        return f"{msg.width}x{msg.height} {msg.encoding}"
-    if kind == "CameraInfo":
-        return f"{msg.width}x{msg.height} fx={msg.k[0]:.1f} cx={msg.k[2]:.1f}"
-    if kind == "Detection2DArray":
-        top = ", ".join(f"{d.results[0].hypothesis.class_id} {d.results[0].hypothesis.score:.2f}"
-                        for d in msg.detections[:3])
-        return f"{len(msg.detections)} boxes{': ' + top if top else ''}"
-    if kind == "Detection3DArray":
-        return f"{len(msg.detections)} located objects"
-    if kind == "PointCloud2":
-        return f"{msg.width} points, fields {','.join(f.name for f in msg.fields)}"
-    if kind == "MarkerArray":
-        return f"{len(msg.markers)} markers"
-    if kind == "LabelInfo":
-        return "classes " + ", ".join(c.class_name for c in msg.class_map)
-    return kind
+def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            raise DemoError(f"hydranet_node exited (code {proc.returncode}) while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise DemoError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def run(args: argparse.Namespace) -> int:
-    import cv2
-
-    images = args.image or DEFAULT_IMAGES
-    frames = []
-    for path in images:
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            print(f"hydranet demo: cannot read image {path}", file=sys.stderr)
-            return 2
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    model, note = _model(args.model)
-    domain = args.domain_id if args.domain_id is not None else random.randint(1, 200)
+    if args.rate <= 0:
+        print("hydranet demo: --rate must be > 0", file=sys.stderr)
+        return 2
+    t_start = time.monotonic()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
     log_dir = Path(tempfile.mkdtemp(prefix="hydranet_demo_"))
+    try:
+        bag = _source_bag(args, out)
+        cameras = find_cameras(bag)
+        model = _model(args.model)
+    except Exception as exc:  # noqa: BLE001 - every failure before the graph starts is the user's input
+        print(f"hydranet demo: {exc}", file=sys.stderr)
+        return 2
+    domain = args.domain_id if args.domain_id is not None else random.randint(1, 200)
     os.environ.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOG_DIR=str(log_dir))
-
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
-    from std_msgs.msg import Header
-    from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
-    from visualization_msgs.msg import MarkerArray
-
-    from hydranet_ros.ros.convert import camera_info_from_json, image_to_numpy, numpy_to_image
     from hydranet_ros.ros.dds import use_shm_profile
-    from hydranet_ros.runtime.overlay import colourise_depth
 
     use_shm_profile()  # before the node starts: it inherits this environment
-    print(f"hydranet demo: ROS_DOMAIN_ID={domain}, discovery on localhost only, logs in {log_dir}")
+    recording = out / "recording"
+    if recording.exists():
+        if not (recording / "metadata.yaml").is_file():
+            print(f"hydranet demo: {recording} exists and is not a bag; move it away", file=sys.stderr)
+            return 2
+        shutil.rmtree(recording)  # the previous demo's recording
+
+    params = log_dir / "demo_params.yaml"
+    params.write_text(node_params(cameras, model))
     node_log = log_dir / "hydranet_node.out"
-    with open(node_log, "wb") as out:
-        node_proc = subprocess.Popen([sys.executable, "-m", "hydranet_ros.ros.node", "--ros-args", "-p",
-                                      f"model:={model}"], env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
-    rclpy.init()
-    node = rclpy.create_node("hydranet_demo")
-    base = "/hydranet/front"
-    outputs = {f"{base}/drivable_area": Image, f"{base}/lane_lines": Image, f"{base}/depth": Image,
-               f"{base}/depth/camera_info": CameraInfo, f"{base}/detections": Detection2DArray,
-               f"{base}/overlay": Image, f"{base}/points": PointCloud2, f"{base}/detections_3d": Detection3DArray,
-               f"{base}/markers": MarkerArray}
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    labels = {f"{base}/{t}/label_info": LabelInfo for t in ("drivable_area", "lane_lines", "detections")}
-    got: dict[str, list] = {t: [] for t in [*outputs, *labels]}
-    for topic, msg_type in outputs.items():
-        node.create_subscription(msg_type, topic, got[topic].append, 10)
-    for topic, msg_type in labels.items():
-        node.create_subscription(msg_type, topic, got[topic].append, latched)
-    diagnostics: list = []
-    node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
-    reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
-    image_pub = node.create_publisher(Image, "/camera/front/image_raw", reliable)
-    info_pub = node.create_publisher(CameraInfo, "/camera/front/camera_info", reliable)
-    deadline = time.monotonic() + args.timeout
+    frames = sum(c.frames for c in cameras)
+    print(f"hydranet demo: {bag} -> {frames} frame(s) from "
+          f"{', '.join(f'{c.image_topic} ({c.frames})' for c in cameras)}; model {model.name}")
+    print(f"hydranet demo: ROS_DOMAIN_ID={domain}, discovery on localhost only, logs in {log_dir}", flush=True)
+    with open(node_log, "wb") as log:
+        node_proc = subprocess.Popen([sys.executable, "-m", "hydranet_ros.ros.node", "--ros-args", "--params-file",
+                                      str(params)], env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
     status = 1
     try:
-        print(f"hydranet demo: started hydranet_node (pid {node_proc.pid}) with {model.name}; waiting for it ...")
-        while image_pub.get_subscription_count() < 1:
-            if node_proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("hydranet_node did not subscribe to /camera/front/image_raw")
-            rclpy.spin_once(node, timeout_sec=0.1)
-        sent: dict[int, Path] = {}
-        for i, (path, rgb) in enumerate(zip(images, frames, strict=True)):
-            header = Header(stamp=node.get_clock().now().to_msg(), frame_id=FRAME_ID)
-            info_pub.publish(camera_info_from_json(args.intrinsics, rgb.shape[1], rgb.shape[0], header))
-            rclpy.spin_once(node, timeout_sec=0.2)  # the calibration first, so that depth uses it
-            image_pub.publish(numpy_to_image(rgb, "rgb8", header))
-            sent[header.stamp.sec * 10**9 + header.stamp.nanosec] = path
-            n = i + 1  # wait for this frame's results before the next: the demo shows every frame
-            while not all(len(v) >= n for t, v in got.items() if t not in labels):
-                if node_proc.poll() is not None or time.monotonic() > deadline:
-                    missing = [t for t, v in got.items() if len(v) < n]
-                    raise RuntimeError(f"no output on {', '.join(missing)}")
-                rclpy.spin_once(node, timeout_sec=0.05)
-        end = time.monotonic() + 1.5  # one more /diagnostics period
-        while time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.05)
-
-        print(f"hydranet demo: sent {len(frames)} frame(s) on /camera/front/image_raw; the node published:")
-        width = max(len(t) for t in got)
-        for topic, msgs in got.items():
-            m = msgs[-1] if msgs else None
-            header = getattr(m, "header", None)
-            stamp_ok = header is not None and header.stamp.sec * 10**9 + header.stamp.nanosec in sent
-            tag = "camera's stamp" if stamp_ok else ""
-            print(f"  {topic:<{width}}  {type(m).__name__ if m else '-':<17} {_describe(m) if m else 'nothing'}"
-                  f"{'  [' + tag + ']' if tag else ''}")
-        args.out.mkdir(parents=True, exist_ok=True)
-        overlay = got[f"{base}/overlay"][-1]
-        cv2.imwrite(str(args.out / "overlay.png"), cv2.cvtColor(image_to_numpy(overlay), cv2.COLOR_RGB2BGR))
-        d = got[f"{base}/depth"][-1]
-        cv2.imwrite(str(args.out / "depth.png"), cv2.cvtColor(colourise_depth(image_to_numpy(d)), cv2.COLOR_RGB2BGR))
-        print(f"hydranet demo: wrote {args.out / 'overlay.png'} and {args.out / 'depth.png'}")
-        # The last report of a period in which frames were processed (later ones say "no frames").
-        busy = [a for a in diagnostics if any(kv.key == "latency_infer_ms" and kv.value != "n/a"
-                                              for st in a.status for kv in st.values)]
-        if busy:
-            print("hydranet demo: /diagnostics while it worked:")
-            for st in busy[-1].status:
-                print(f"  [{_level(st)}] {st.name}: {st.message}")
-                for kv in st.values:
-                    if kv.key.startswith(("latency_", "age_", "published_total", "engine", "model")) and \
-                            not kv.key.endswith("_max"):
-                        print(f"      {kv.key} = {kv.value}")
-        if note:
-            print(f"hydranet demo: NOTE: {note}")
+        _replay_and_record(args, bag, cameras, model, recording, node_proc, t_start)
         status = 0
-    except RuntimeError as exc:
-        print(f"hydranet demo: FAILED: {exc}", file=sys.stderr)
+    except DemoError as exc:
+        print(f"\nhydranet demo: FAILED: {exc}", file=sys.stderr)
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
         if node_proc.poll() is None:
             node_proc.send_signal(signal.SIGINT)
             try:
                 node_proc.wait(10)
             except subprocess.TimeoutExpired:
                 node_proc.kill()
-        print("hydranet demo: hydranet_node said:")
-        for line in node_log.read_text(errors="replace").splitlines():
-            print(f"  {line}")
-    return status
+        if status != 0:
+            print("hydranet demo: hydranet_node said:", file=sys.stderr)
+            for line in node_log.read_text(errors="replace").splitlines()[-40:]:
+                print(f"  {line}", file=sys.stderr)
+    if status != 0:
+        return status
+
+    from hydranet_ros.ros.report import render_report
+
+    print("hydranet demo: rendering the report ...", flush=True)
+    report = render_report(recording, out / "report", sheet_rows=args.rows, progress=not args.quiet)
+    print(report.text)
+    print(f"hydranet demo: done in {time.monotonic() - t_start:.0f} s.")
+    print(f"  contact sheet : {report.sheet}")
+    print(f"  video         : {report.video}")
+    print(f"  latency table : {report.summary_md}")
+    print(f"  recording     : {recording} (MCAP: open it in Foxglove, or `hydranet replay {recording}` for RViz)")
+    return 0
+
+
+def _replay_and_record(args: argparse.Namespace, bag: Path, cameras: list[CameraTopics], model: Path,
+                       recording: Path, node_proc: subprocess.Popen, t_start: float) -> None:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.logging import LoggingSeverity
+
+    from hydranet_ros.ros.record import BagRecorder
+    from hydranet_ros.ros.replay import BagPlayer
+
+    deadline = t_start + args.timeout
+    rclpy.init()
+    node = rclpy.create_node("hydranet_demo")
+    node.get_logger().set_level(LoggingSeverity.WARN)  # the recorder's "recording <topic>" lines are noise here
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    exclude = ["/rosout", "/parameter_events", "/clock"]
+    if not args.record_all:
+        exclude += [f"/hydranet/{c.name}/{t}" for c in cameras for t in HEAVY_OUTPUTS]
+    recorder = BagRecorder(node, recording, topics=None, exclude=exclude)
+    spinner.start()
+    stop = threading.Event()
+    try:
+        player = BagPlayer(node, bag, rate=args.rate, topics=[t for c in cameras for t in (c.image_topic, c.info_topic)
+                                                              if t])
+        print("hydranet demo: waiting for hydranet_node to load the model and subscribe ...", flush=True)
+        player.wait_for_subscribers([c.image_topic for c in cameras], timeout=max(1.0, deadline - time.monotonic()))
+        # Every per-frame output of the model, and the replayed camera topics, must be recorded from their first
+        # message: wait until the recorder has matched each of them.
+        outputs = {c.name: _frame_outputs(model, c.name, exclude) for c in cameras}
+        wanted = [t for topics in outputs.values() for t in topics] + [t.topic for t in player.topics]
+        _wait(lambda: all(t in recorder.counts or node.count_subscribers(t) >= 1 and node.count_publishers(t) >= 1
+                          for t in wanted), 15.0, "the recorder to subscribe to " + ", ".join(wanted), node_proc)
+        time.sleep(0.5)  # let the node's publishers match the recorder (discovery is per endpoint)
+        total = sum(c.frames for c in cameras)
+        played = threading.Thread(target=player.play, kwargs={"stop": stop}, daemon=True)
+        played.start()
+        _track(recorder, outputs, cameras, total, deadline, node_proc, quiet=args.quiet)
+        played.join(timeout=max(1.0, deadline - time.monotonic()))
+        # One more /diagnostics period, so that the latency summary covers the last frames.
+        n_diag = recorder.counts.get("/diagnostics", 0)
+        _wait(lambda: recorder.counts.get("/diagnostics", 0) >= n_diag + 2, 5.0, "/diagnostics", node_proc)
+    finally:
+        stop.set()
+        summary = recorder.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        spinner.join(timeout=5)
+    print(summary.table())
+
+
+def _frame_outputs(model: Path, camera: str, exclude: list[str]) -> list[str]:
+    """The topics on which the node publishes a message for every frame of `camera`, from the model's contract
+    (the node creates them all at configure, before it subscribes to the camera)."""
+    from hydranet_ros.runtime.contract import load_contract
+
+    contract = load_contract(model)
+    base = f"/hydranet/{camera}"
+    topics = [f"{base}/{t.name}" for t in contract.tasks]
+    topics += [f"{base}/{t.name}/camera_info" for t in contract.tasks_of_type("depth")] + [f"{base}/overlay"]
+    if contract.tasks_of_type("depth"):
+        topics.append(f"{base}/points")
+    if contract.tasks_of_type("detection") and contract.tasks_of_type("depth"):
+        topics += [f"{base}/detections_3d", f"{base}/markers"]
+    return [t for t in topics if t not in exclude]
+
+
+def _track(recorder, outputs: dict[str, list[str]], cameras: list[CameraTopics], total: int, deadline: float,
+           node_proc: subprocess.Popen, quiet: bool) -> None:
+    """A progress bar of frames through the node, until every frame has every output."""
+    from tqdm import tqdm
+
+    def done() -> int:
+        # A frame is done when its last output is recorded: the least-advanced output topic of each camera.
+        return sum(min(recorder.counts.get(t, 0) for t in outputs[c.name]) for c in cameras)
+
+    with tqdm(total=total, unit="frame", desc="hydranet demo: frames through the node", disable=quiet,
+              dynamic_ncols=True) as bar:
+        while (n := done()) < total:
+            bar.update(n - bar.n)
+            if node_proc.poll() is not None:
+                raise DemoError(f"hydranet_node exited (code {node_proc.returncode}) after {n} of {total} frames")
+            if time.monotonic() > deadline:
+                raise DemoError(f"timed out with {n} of {total} frames through the node (see --timeout)")
+            time.sleep(0.1)
+        bar.update(total - bar.n)
