@@ -130,16 +130,29 @@ def test_multi_camera_config_gives_three_cameras_to_one_node(launch_file):
     assert repeated == []
 
 
-def test_rviz_starts_only_when_asked_with_the_package_config(launch_file):
+@pytest.mark.parametrize("name", ["hydranet.launch.py", "hydranet_replay.launch.py"])
+def test_rviz_starts_only_when_asked_with_the_package_config(launch_file, name):
     from launch.utilities import perform_substitutions
 
     for arguments, starts in (({}, False), ({"rviz": "false"}, False), ({"rviz": "true"}, True)):
-        description, context = launch_file(REPO / "launch" / "hydranet.launch.py", **arguments)
+        description, context = launch_file(REPO / "launch" / name, **arguments)
         (rviz,) = _nodes(description, "rviz2")
         assert rviz.condition.evaluate(context) is starts, arguments
         flag = rviz.arguments.index("-d")
         assert Path(perform_substitutions(context, rviz.arguments[flag + 1])) == RVIZ
     assert RVIZ.is_file()
+
+
+def test_replay_launch_with_the_compressed_params_listens_to_the_sample_bags_topic(launch_file):
+    description, context = launch_file(REPO / "launch" / "hydranet_replay.launch.py",
+                                       params_file=str(REPO / "config" / "hydranet_compressed.yaml"))
+    values, _ = _hydranet_parameters(description, context)
+    assert values["cameras.front.compressed"] is True
+    from hydranet_ros.tools.demo import SAMPLE_BAG, find_cameras
+
+    (camera,) = find_cameras(SAMPLE_BAG)
+    assert values["cameras.front.image_topic"] == camera.image_topic and camera.compressed
+    assert values["cameras.front.camera_info_topic"] == camera.info_topic
 
 
 def _displays(displays: list[dict]) -> list[dict]:
