@@ -124,10 +124,27 @@ def test_demo_takes_an_image_folder_and_makes_the_bag_itself(ros, tmp_path):
     assert len(got["/hydranet/front/detections"]) == 2 and got["/camera/front/camera_info"]
 
 
+def test_demo_takes_a_real_video(ros, tmp_path, shared_assets):
+    video = shared_assets / "udacity" / "videos" / "solidWhiteRight.mp4"  # 960x540, another camera than the sample
+    out = tmp_path / "out"
+    proc = subprocess.run(HYDRANET + ["demo", str(video), "--every", "20", "--max-frames", "4", "--out", str(out),
+                                      "--domain-id", str(ros.domain_id), "--rows", "2", "--quiet"],
+                          capture_output=True, text=True, timeout=300, env=ros.env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all 4 frames have every output" in proc.stdout
+    sheet = cv2.imread(str(out / "report" / "contact_sheet.png"))
+    assert sheet is not None and sheet.shape[1] > 4 * 600
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["frames"] == 4 and summary["cameras"]["front"]["totals"]["published_total"] == 4
+
+
 def test_demo_on_bad_input_is_a_clear_error(tmp_path):
     missing = subprocess.run(HYDRANET + ["demo", str(tmp_path / "nope.mcap")], capture_output=True, text=True,
                              timeout=60)
     assert missing.returncode == 2 and "no such bag, video or image folder" in missing.stderr
+    bad_rate = subprocess.run(HYDRANET + ["demo", "--rate", "0", "--every", "0"], capture_output=True, text=True,
+                              timeout=60)
+    assert bad_rate.returncode == 2 and "--rate must be > 0; --every must be >= 1" in bad_rate.stderr
     # A bag with no camera images: the error lists what it has.
     from rosbags.rosbag2 import StoragePlugin, Writer
 

@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intrinsics", type=Path, default=None,
                    help="intrinsics JSON for a video or image folder (see hydranet make-bag); without it depth uses "
                         "the model's canonical focal length")
+    p.add_argument("--every", type=int, default=1, help="video or image folder: keep every N-th frame (default: 1)")
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="video or image folder: stop after N frames (default: all)")
     p.add_argument("--model", type=Path, default=None, help="model .onnx (default: the package's default model)")
     p.add_argument("--out", type=Path, default=Path("demo_out"),
                    help="folder for the recording and the report (default: %(default)s)")
@@ -134,7 +137,9 @@ def _source_bag(args: argparse.Namespace, work: Path) -> Path:
 
     print(f"hydranet demo: making a camera bag from {source} ...", flush=True)
     out = work / "camera_bag"
-    make_camera_bag(source, out, compressed=True, intrinsics=args.intrinsics, progress=not args.quiet)
+    # force: replaces the previous demo's camera bag (and only a bag): the source may have changed.
+    make_camera_bag(source, out, compressed=True, intrinsics=args.intrinsics, every=args.every,
+                    max_frames=args.max_frames, progress=not args.quiet, force=True)
     return out
 
 
@@ -159,8 +164,11 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen | None = 
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.rate <= 0:
-        print("hydranet demo: --rate must be > 0", file=sys.stderr)
+    problems = [why for bad, why in ((args.rate <= 0, "--rate must be > 0"), (args.every < 1, "--every must be >= 1"),
+                                     (args.max_frames is not None and args.max_frames < 1, "--max-frames must be >= 1"),
+                                     (args.rows < 1, "--rows must be >= 1")) if bad]
+    if problems:
+        print(f"hydranet demo: {'; '.join(problems)}", file=sys.stderr)
         return 2
     t_start = time.monotonic()
     out: Path = args.out
