@@ -138,6 +138,44 @@ def test_demo_takes_a_real_video(ros, tmp_path, shared_assets):
     assert summary["frames"] == 4 and summary["cameras"]["front"]["totals"]["published_total"] == 4
 
 
+def two_camera_bag(path: Path, frames: int) -> Path:
+    """The first frames of the sample drive, as two synchronised cameras (front and left: the same pictures)."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    with open_reader(SAMPLE_BAG) as reader, Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conns: dict[str, object] = {}
+        images = 0
+        for conn, t, raw in reader.messages():
+            images += conn.msgtype.endswith("CompressedImage")
+            if images > frames:
+                break
+            for cam in ("front", "left"):
+                topic = conn.topic.replace("/front/", f"/{cam}/")
+                if topic not in conns:
+                    conns[topic] = writer.add_connection(topic, conn.msgtype, msgdef=conn.msgdef.data,
+                                                         rihs01=conn.digest)
+                writer.write(conns[topic], t, raw)
+    return path
+
+
+def test_demo_batches_two_cameras_and_reports_each(ros, tmp_path):
+    bag = two_camera_bag(tmp_path / "two_cameras", frames=4)
+    out = tmp_path / "out"
+    proc = subprocess.run(HYDRANET + ["demo", str(bag), "--out", str(out), "--domain-id", str(ros.domain_id),
+                                      "--rows", "2", "--quiet"],
+                          capture_output=True, text=True, timeout=300, env=ros.env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = stamps(out / "recording")
+    assert got["/hydranet/front/detections"] == got["/hydranet/left/detections"] == got["/camera/left/camera_info"]
+    assert len(got["/hydranet/front/detections"]) == 4
+    for cam in ("front", "left"):
+        summary = json.loads((out / "report" / cam / "summary.json").read_text())
+        assert summary["camera"] == cam and summary["frames"] == 4
+        assert (out / "report" / cam / "contact_sheet.png").stat().st_size > 100_000
+    # Both cameras' frames of an instant went through the network together: a batch of 2.
+    assert float(summary["engine"]["mean_batch_size"]) > 1.0, summary["engine"]
+
+
 def test_demo_on_bad_input_is_a_clear_error(tmp_path):
     missing = subprocess.run(HYDRANET + ["demo", str(tmp_path / "nope.mcap")], capture_output=True, text=True,
                              timeout=60)

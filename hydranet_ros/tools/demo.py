@@ -122,7 +122,8 @@ def node_params(cameras: list[CameraTopics], model: Path) -> str:
     for c in cameras:
         lines += [f"      {c.name}:", f"        image_topic: '{c.image_topic}'",
                   f"        compressed: {'true' if c.compressed else 'false'}",
-                  f"        camera_info_topic: '{c.info_topic}'"]
+                  f"        camera_info_topic: '{c.info_topic}'", "        fallback_fx: 0.0",
+                  "        frame_id: ''"]
     return "\n".join(lines) + "\n"
 
 
@@ -226,12 +227,16 @@ def run(args: argparse.Namespace) -> int:
     from hydranet_ros.ros.report import render_report
 
     print("hydranet demo: rendering the report ...", flush=True)
-    report = render_report(recording, out / "report", sheet_rows=args.rows, progress=not args.quiet)
-    print(report.text)
+    # One report per camera; several cameras each get their own folder.
+    reports = [render_report(recording, out / "report" / (c.name if len(cameras) > 1 else ""), camera=c.name,
+                             sheet_rows=args.rows, progress=not args.quiet) for c in cameras]
+    for report in reports:
+        print(report.text)
     print(f"hydranet demo: done in {time.monotonic() - t_start:.0f} s.")
-    print(f"  contact sheet : {report.sheet}")
-    print(f"  video         : {report.video}")
-    print(f"  latency table : {report.summary_md}")
+    for report in reports:
+        print(f"  contact sheet : {report.sheet}")
+        print(f"  video         : {report.video}")
+        print(f"  latency table : {report.summary_md}")
     print(f"  recording     : {recording} (MCAP: open it in Foxglove, or `hydranet replay {recording}` for RViz)")
     return 0
 
