@@ -184,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     domain = args.domain_id if args.domain_id is not None else random.randint(1, 200)
     os.environ.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOG_DIR=str(log_dir))
+    from hydranet_ros.ros.bags import BagError
     from hydranet_ros.ros.dds import use_shm_profile
 
     use_shm_profile()  # before the node starts: it inherits this environment
@@ -208,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         _replay_and_record(args, bag, cameras, model, recording, node_proc, t_start)
         status = 0
-    except DemoError as exc:
+    except (DemoError, BagError, TimeoutError, ValueError) as exc:
         print(f"\nhydranet demo: FAILED: {exc}", file=sys.stderr)
     finally:
         if node_proc.poll() is None:
