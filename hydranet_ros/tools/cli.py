@@ -14,7 +14,8 @@ import sys
 
 # verb -> (module, one-line help). Keep in the order a user meets them.
 VERBS: dict[str, tuple[str, str]] = {
-    "demo": ("hydranet_ros.tools.demo", "start the node on a real frame and show what it publishes"),
+    "demo": ("hydranet_ros.tools.demo",
+             "replay a real drive through the node, record its outputs and render a visual report"),
     "export": ("hydranet_ros.tools.export", "export a model spec (+ weights) to one fused ONNX graph and its card"),
     "build-engine": ("hydranet_ros.tools.build_engine",
                      "build the TensorRT engine of a model for this GPU, once, into the engine cache"),
