@@ -24,7 +24,7 @@ INFO_TOPIC = "/camera/front/camera_info"
 
 
 def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hydranet_ros.tools.make_bag", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "hydranet_ros.tools.cli", "make-bag", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
 
 

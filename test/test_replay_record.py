@@ -24,8 +24,8 @@ from conftest import INTRINSICS, NODE, SAMPLES, spin_until, wait_for_publishers
 from hydranet_ros.ros.bags import open_reader, typestore
 from hydranet_ros.ros.convert import camera_info_from_json, numpy_to_image
 
-REPLAY = [sys.executable, "-m", "hydranet_ros.tools.replay"]
-RECORD = [sys.executable, "-m", "hydranet_ros.tools.record"]
+REPLAY = [sys.executable, "-m", "hydranet_ros.tools.cli", "replay"]
+RECORD = [sys.executable, "-m", "hydranet_ros.tools.cli", "record"]
 T0 = 1000 * 10**9  # bag time of the first message, ns (sim time therefore starts at 1000 s)
 STEP = 100_000_000  # 10 Hz
 KEEP_ALL = QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)

@@ -351,7 +351,7 @@ def test_depth_scale_bar_and_ticks(near: float, far: float):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hydranet_ros.tools.visualize", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "hydranet_ros.tools.cli", "visualize", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -17,6 +17,8 @@ _PACKED = {
     "bgra8": (4, np.uint8),
     "mono8": (1, np.uint8),
     "mono16": (1, np.uint16),
+    "8UC1": (1, np.uint8),
+    "16UC1": (1, np.uint16),
     "32FC1": (1, np.float32),
 }
 

@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 
 from hydranet_ros.ros.bags import BagError, open_reader
+from hydranet_ros.ros.convert import ConversionError, image_to_numpy
 from hydranet_ros.ros.monitor import STAGES
-from hydranet_ros.runtime.overlay import BOX_COLOURS, MASK_ALPHA, SEGMENT_COLOURS, colourise_depth
+from hydranet_ros.runtime.overlay import BOX_COLOURS, MASK_ALPHA, SEGMENT_COLOURS, colourise_depth, tint
 from hydranet_ros.runtime.postprocess import box_distance
 from hydranet_ros.runtime.preprocess import ImageError, decode_compressed, decode_raw
 
@@ -316,7 +317,7 @@ def _frame_rate(frames: list[int]) -> float:
 # --- image messages as arrays --------------------------------------------------------------------------------------
 
 # encoding -> dtype of one channel, for the dense outputs (masks, depth) read as values rather than as colours
-_DENSE = {"mono8": np.uint8, "8UC1": np.uint8, "mono16": np.uint16, "16UC1": np.uint16, "32FC1": np.float32}
+_DENSE = ("mono8", "8UC1", "mono16", "16UC1", "32FC1")
 
 
 def dense_array(msg: Any) -> np.ndarray:
@@ -325,14 +326,10 @@ def dense_array(msg: Any) -> np.ndarray:
     16UC1 depth is millimetres by REP 118: returned as float32 metres (0 = no reading -> +inf)."""
     if msg.encoding not in _DENSE:
         raise ImageError("encoding", f"a mask or depth image must be one of {', '.join(_DENSE)}, got {msg.encoding!r}")
-    dt = np.dtype(_DENSE[msg.encoding]).newbyteorder(">" if msg.is_bigendian else "<")
-    w, h, step = int(msg.width), int(msg.height), int(msg.step)
-    row = w * dt.itemsize
-    buf = np.frombuffer(msg.data, np.uint8) if not isinstance(msg.data, np.ndarray) else msg.data.reshape(-1)
-    if w <= 0 or h <= 0 or step < row or buf.size < step * (h - 1) + row:
-        raise ImageError("size", f"{msg.encoding} {w}x{h} step {step} does not fit its {buf.size} bytes")
-    rows = np.lib.stride_tricks.as_strided(buf, shape=(h, row), strides=(step, 1))
-    arr = np.ascontiguousarray(rows).view(dt).reshape(h, w).astype(dt.newbyteorder("="))
+    try:
+        arr = image_to_numpy(msg)
+    except ConversionError as exc:
+        raise ImageError("size", str(exc)) from exc
     if msg.encoding == "16UC1":
         metres = arr.astype(np.float32) / 1000.0
         metres[arr == 0] = np.inf
@@ -520,13 +517,6 @@ def _empty(size: tuple[int, int], what: str, heading: str = "no output") -> np.n
     return img
 
 
-def _tint(img: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], alpha: float = MASK_ALPHA) -> None:
-    """Blend `colour` into `img` where `mask` (in place), as the node's overlay does."""
-    tint = np.empty_like(img)
-    tint[:] = colour
-    np.copyto(img, cv2.addWeighted(img, 1 - alpha, tint, alpha, 0.0), where=mask[:, :, None])
-
-
 def _mask_colour(task: str, class_id: int) -> tuple[int, int, int]:
     # Class 1 of each task in the overlay's colour for that task (drivable green, lanes yellow); further classes
     # (an "alternative" drivable class) in the colours left over.
@@ -547,7 +537,7 @@ def _segments_panel(base: np.ndarray, f: _Frame, index: _Index) -> np.ndarray:
             mask = ids == c
             if mask.any():
                 # Lane lines are a few pixels wide: a stronger tint keeps them visible at panel size.
-                _tint(img, mask, _mask_colour(task, c), MASK_ALPHA if task == "drivable_area" else 0.8)
+                tint(img, mask, _mask_colour(task, c), MASK_ALPHA if task == "drivable_area" else 0.8)
         for c in range(1, max(len(names), 2)):
             name = names[c] if c < len(names) else task
             legend.append((_mask_colour(task, c), name.replace("_", " ")))

@@ -11,15 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hydranet_ros.tools.argtypes import positive_int
+
 KINDS = ("sim", "kitti", "bdd100k", "frames")
 TASK_ORDER = ("drivable_area", "lane_lines", "depth", "detections")  # the default model's heads, as it lists them
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _fraction(text: str) -> float:
@@ -57,8 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--drivable", type=Path, metavar="DIR",
                    help="2020 drivable id masks, <image stem>.png (e.g. labels/drivable/masks/train)")
     g = p.add_argument_group("frames")
-    g.add_argument("--every", type=_positive_int, default=1, metavar="N", help="keep every N-th frame (default: 1)")
-    g.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    g.add_argument("--every", type=positive_int, default=1, metavar="N", help="keep every N-th frame (default: 1)")
+    g.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     g.add_argument("--recursive", action="store_true", help="image folder: include sub-folders")
     g.add_argument("--frames-dir", type=Path, metavar="DIR",
                    help="where video/bag frames go (default: OUT's folder/<video or bag name>_frames; a bag's "

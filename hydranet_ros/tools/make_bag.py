@@ -7,21 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-DESCRIPTION = "write a video or an image folder as a rosbag2 camera recording (Image/CompressedImage + CameraInfo)"
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+from hydranet_ros.tools.argtypes import non_negative_int, positive_int
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -55,10 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="JPEG quality 1-100 for --compressed (default: %(default)s)")
     p.add_argument("--rate", type=float, metavar="HZ",
                    help="frames per second in the bag (default: the video's fps / --every; 10 for images)")
-    p.add_argument("--every", type=_positive_int, default=1, metavar="N", help="keep every N-th frame (default: 1)")
-    p.add_argument("--start-frame", type=_non_negative_int, default=0, metavar="I",
+    p.add_argument("--every", type=positive_int, default=1, metavar="N", help="keep every N-th frame (default: 1)")
+    p.add_argument("--start-frame", type=non_negative_int, default=0, metavar="I",
                    help="skip the first I frames (or images) of SOURCE (default: 0)")
-    p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    p.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     p.add_argument("--resize", type=_size, metavar="WxH", help="resize frames (CameraInfo is scaled to match)")
     p.add_argument("--topic", default="/camera/front/image_raw", help="image topic (default: %(default)s)")
     p.add_argument("--frame-id", default="camera_front_optical", help="header.frame_id (default: %(default)s)")
@@ -91,13 +77,3 @@ def run(args: argparse.Namespace) -> int:
     for topic, msgtype in summary.topics.items():
         print(f"  {topic:<{width}}  {msgtype:<{type_width}}  {summary.frames} messages")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hydranet make-bag", description=DESCRIPTION)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

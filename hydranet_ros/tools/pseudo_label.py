@@ -276,13 +276,3 @@ def run(args: argparse.Namespace) -> int:
     print(labeller.summary(len(samples), out))
     # Frames that could not be read keep their old labels in the output; say so in the status too.
     return 1 if labeller.bad else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hydranet pseudo-label", description=__doc__.split(":", 1)[1].strip())
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

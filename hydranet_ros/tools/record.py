@@ -95,13 +95,3 @@ def _drain(executor: Any, recorder: Any, idle_spins: int = 3, limit_s: float = 1
         before = sum(recorder.counts.values())
         executor.spin_once(timeout_sec=0.02)
         idle = idle + 1 if sum(recorder.counts.values()) == before else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -51,13 +51,3 @@ def run(args: argparse.Namespace) -> int:
     print(report.text)
     print(f"hydranet visualize: report in {report.folder} (open {report.sheet.name} first)")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="hydranet visualize", description=__doc__.splitlines()[0].split(": ", 1)[1])
-    add_arguments(p)
-    return run(p.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
