@@ -252,7 +252,7 @@ def _replay_and_record(args: argparse.Namespace, bag: Path, cameras: list[Camera
     from hydranet_ros.ros.replay import BagPlayer
 
     deadline = t_start + args.timeout
-    rclpy.init()
+    rclpy.init(args=[sys.argv[0]])
     node = rclpy.create_node("hydranet_demo")
     node.get_logger().set_level(LoggingSeverity.WARN)  # the recorder's "recording <topic>" lines are noise here
     executor = SingleThreadedExecutor()

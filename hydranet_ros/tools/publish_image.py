@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     compressed = args.encoding in ("jpeg", "png")
     info_topic = args.camera_info_topic or args.topic.rsplit("/", 1)[0] + "/camera_info"
     use_shm_profile()
-    rclpy.init()
+    rclpy.init(args=[sys.argv[0]])
     node = rclpy.create_node("hydranet_publish_image")
     try:
         pub = node.create_publisher(CompressedImage if compressed else Image, args.topic, 10)

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     use_shm_profile()
     # Our own handlers: SIGINT / SIGTERM end the recording and the bag is still closed properly.
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=[sys.argv[0]], signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

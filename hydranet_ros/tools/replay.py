@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     use_shm_profile()
     # Our own handlers: Ctrl-C / SIGTERM stop the playback between messages, and the publishers still flush.
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(args=[sys.argv[0]], signal_handler_options=SignalHandlerOptions.NO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
