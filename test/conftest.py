@@ -7,16 +7,22 @@ fakes ROS: the processes talk over real Fast DDS.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from diagnostic_msgs.msg import DiagnosticStatus
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ASSETS = REPO.parent / "shared" / "assets"
@@ -81,14 +87,19 @@ class RosProcess:
 class RosEnv:
     """The ROS environment of one test run, and helpers to use it."""
 
-    def __init__(self, domain_id: int, other_domain_id: int, log_dir: Path) -> None:
+    def __init__(self, domain_id: int, other_domain_id: int, log_dir: Path, user_profile: str | None) -> None:
         self.domain_id = domain_id
         self.other_domain_id = other_domain_id
         self.log_dir = log_dir
+        self.user_profile = user_profile  # FASTRTPS_DEFAULT_PROFILES_FILE as the run found it
         self.processes: list[RosProcess] = []
 
     def env(self, domain_id: int | None = None) -> dict[str, str]:
         env = dict(os.environ)
+        # Each process of ours picks its own Fast DDS profile (the node's differs from the tools'): the one this
+        # test process took must not leak into them.
+        if self.user_profile is None:
+            env.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)
         env.update(
             ROS_DOMAIN_ID=str(self.domain_id if domain_id is None else domain_id),
             ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
@@ -125,7 +136,7 @@ def ros_session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     from hydranet_ros.ros.dds import use_shm_profile
 
     use_shm_profile()  # as every process of ours does
-    yield RosEnv(domain, other, log_dir)
+    yield RosEnv(domain, other, log_dir, saved["FASTRTPS_DEFAULT_PROFILES_FILE"])
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
@@ -214,10 +225,64 @@ def reliable_qos(depth: int = 50):
 RELIABLE = reliable_qos()
 
 
+def start_node(ros: RosEnv, model: Path, cameras: dict[str, dict], name: str, **params) -> RosProcess:
+    """hydranet_node in its own process with `cameras` ({name: {image_topic, compressed, camera_info_topic, qos,
+    fallback_fx, frame_id}}: what differs from camera_defaults; the topic is /camera/<name>/image_raw and there is
+    no camera_info unless said) and other parameters."""
+    args = ["-p", f"model:={model}", "-p", f"camera_names:={json.dumps(list(cameras))}"]
+    for cam, cfg in cameras.items():
+        full = {"image_topic": f"/camera/{cam}/image_raw", "camera_info_topic": "", **cfg}
+        for key, value in full.items():
+            args += ["-p", f"cameras.{cam}.{key}:={json.dumps(value)}"]
+    for key, value in params.items():
+        args += ["-p", f"{key}:={json.dumps(value)}"]
+    return ros.start(NODE + ["--ros-args", *args], name=name)
+
+
+class Collector:
+    """Subscribes to topics in the test process and keeps what arrives."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self.got: dict[str, list] = defaultdict(list)
+
+    def listen(self, topic: str, msg_type, qos=RELIABLE) -> None:
+        self.node.create_subscription(msg_type, topic, self.got[topic].append, qos)
+
+    def wait(self, topics: list[str], count: int = 1, timeout: float = 40.0) -> None:
+        spin_until(self.node, lambda: all(len(self.got[t]) >= count for t in topics), timeout,
+                   f"{count} message(s) on each of {topics}; got " + str({t: len(self.got[t]) for t in topics}))
+
+    def camera_status(self, camera: str) -> list[DiagnosticStatus]:
+        return [s for a in self.got["/diagnostics"] for s in a.status if s.name == f"hydranet: camera {camera}"]
+
+    def latest(self, camera: str) -> dict[str, str]:
+        """The key/values of the camera's newest status ({} before the first)."""
+        st = self.camera_status(camera)
+        return values(st[-1]) if st else {}
+
+    def engine(self) -> list[dict[str, str]]:
+        return [values(s) for a in self.got["/diagnostics"] for s in a.status if s.name == "hydranet: engine"]
+
+
+def values(status: DiagnosticStatus) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+
+
+def rig_published(rig: RosProcess, timeout: float = 60.0) -> dict[str, int]:
+    """Wait for a camera rig to finish; the number of messages it published per topic (its last line)."""
+    rig.proc.wait(timeout)
+    lines = [line for line in rig.output().splitlines() if line.startswith('{"published"')]
+    assert lines, rig.output()
+    return json.loads(lines[-1])["published"]
+
+
 def start_rig(ros: RosEnv, name: str, **plan) -> RosProcess:
     """The camera rig (test/procs/camera.py) in its own process; `plan` as its docstring describes."""
-    import json
-
     return ros.start_python(CAMERA_RIG, json.dumps(plan), name=name)
 
 
@@ -228,8 +293,6 @@ SIM_K = (554.2562584220408, 554.2562584220408, 320.0, 192.0)
 
 def sim_sample(shared: Path, frame: str, with_boxes: bool = True):
     """A manifest sample of the synthetic set with every task of the default model, as the sim importer maps it."""
-    import json
-
     from hydranet_ros.train.manifest import Sample
 
     sim = shared / "sim"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hydranet_ros.ros.params import load_params_file, validate
+from hydranet_ros.ros.params import camera_info_topic, load_params_file, resolve
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE = Path(__file__).resolve().parent / "fake_ros_launch"
@@ -59,20 +59,30 @@ def _nodes(description, package: str) -> list:
     return [e for e in description.entities if isinstance(e, Node) and e.package == package]
 
 
-def _hydranet_parameters(description, context) -> tuple[dict, list[Path]]:
-    """The node's parameter values as it sees them: config/hydranet.yaml, then each entry of `parameters`."""
+def _given_parameters(description, context) -> tuple[dict, list[Path]]:
+    """What the launch file gives the node: config/hydranet.yaml, then each entry of `parameters`."""
     from launch.utilities import perform_substitutions
     from launch_ros.parameter_descriptions import ParameterValue
 
     (node,) = _nodes(description, "hydranet_ros")
-    values, files = load_params_file(DEFAULTS), []
+    given, files = load_params_file(DEFAULTS), []
     for entry in node.parameters:
         if isinstance(entry, dict):
-            values.update({k: v.evaluate(context) if isinstance(v, ParameterValue) else v for k, v in entry.items()})
+            given.update({k: v.evaluate(context) if isinstance(v, ParameterValue) else v for k, v in entry.items()})
         else:
             files.append(Path(perform_substitutions(context, entry)))
             assert files[-1].is_file(), f"parameter file {files[-1]} is not in the package"
-            values.update(load_params_file(files[-1]))
+            given.update(load_params_file(files[-1]))
+    return given, files
+
+
+def _hydranet_parameters(description, context) -> tuple[dict, list[Path]]:
+    """The node's parameter values as it resolves them (camera defaults filled in); fails on any problem."""
+    given, files = _given_parameters(description, context)
+    values, problems = resolve(given, ignorable=set(load_params_file(DEFAULTS)))
+    assert problems == []
+    if "use_sim_time" in given:  # rclpy's own parameter: resolve leaves it to rclpy
+        values["use_sim_time"] = given["use_sim_time"]
     return values, files
 
 
@@ -81,10 +91,10 @@ def test_launch_file_starts_hydranet_node_with_valid_parameters(launch_file, pat
     description, context = launch_file(path)
     nodes = _nodes(description, "hydranet_ros")
     assert [(n.executable, n.name) for n in nodes] == [("hydranet_node", "hydranet")]
-    values, files = _hydranet_parameters(description, context)
+    given, files = _given_parameters(description, context)
     assert files, "the launch file passes no parameter file"
-    assert isinstance(values.pop("use_sim_time", False), bool)
-    assert validate(values) == []
+    assert isinstance(given.pop("use_sim_time", False), bool)
+    assert resolve(given, ignorable=set(load_params_file(DEFAULTS)))[1] == []
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
@@ -123,7 +133,9 @@ def test_multi_camera_config_gives_three_cameras_to_one_node(launch_file):
     assert values["camera_names"] == ["front", "left", "right"]
     for cam in values["camera_names"]:
         assert values[f"cameras.{cam}.image_topic"] == f"/camera/{cam}/image_raw"
-        assert values[f"cameras.{cam}.camera_info_topic"] == f"/camera/{cam}/camera_info"
+        info = camera_info_topic(values[f"cameras.{cam}.camera_info_topic"], values[f"cameras.{cam}.image_topic"],
+                                 values[f"cameras.{cam}.compressed"])
+        assert info == f"/camera/{cam}/camera_info"
     # Only what it changes: no node-wide key that merely repeats config/hydranet.yaml.
     defaults, overlay = load_params_file(DEFAULTS), load_params_file(params_file)
     repeated = [k for k, v in overlay.items() if not k.startswith("cameras.") and defaults.get(k) == v]
@@ -152,7 +164,7 @@ def test_replay_launch_with_the_compressed_params_listens_to_the_sample_bags_top
 
     (camera,) = find_cameras(SAMPLE_BAG)
     assert values["cameras.front.image_topic"] == camera.image_topic and camera.compressed
-    assert values["cameras.front.camera_info_topic"] == camera.info_topic
+    assert camera_info_topic(values["cameras.front.camera_info_topic"], camera.image_topic, True) == camera.info_topic
 
 
 def _displays(displays: list[dict]) -> list[dict]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -21,51 +20,22 @@ from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
-from conftest import IMAGE, INTRINSICS, NODE, RELIABLE, spin_until, start_rig, wait_for_publishers
+from conftest import (
+    IMAGE,
+    INTRINSICS,
+    RELIABLE,
+    Collector,
+    spin_until,
+    stamp_ns,
+    start_node,
+    start_rig,
+    values,
+    wait_for_publishers,
+)
 
 BEST_EFFORT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.BEST_EFFORT)
 LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-
-def start_node(ros, model: Path, cameras: dict[str, dict], name: str, **params) -> object:
-    """hydranet_node in its own process with `cameras` ({name: {image_topic, compressed, camera_info_topic,
-    fallback_fx, frame_id}} overrides) and other parameters."""
-    args = ["-p", f"model:={model}", "-p", f"camera_names:={json.dumps(list(cameras))}"]
-    for cam, cfg in cameras.items():
-        full = {"image_topic": f"/camera/{cam}/image_raw", "compressed": False, "camera_info_topic": "",
-                "fallback_fx": 0.0, "frame_id": "", **cfg}
-        for key, value in full.items():
-            args += ["-p", f"cameras.{cam}.{key}:={json.dumps(value)}"]
-    for key, value in params.items():
-        args += ["-p", f"{key}:={json.dumps(value)}"]
-    return ros.start(NODE + ["--ros-args", *args], name=name)
-
-
-class Collector:
-    """Subscribes to topics in the test process and keeps what arrives."""
-
-    def __init__(self, node) -> None:
-        self.node = node
-        self.got: dict[str, list] = defaultdict(list)
-
-    def listen(self, topic: str, msg_type, qos=RELIABLE) -> None:
-        self.node.create_subscription(msg_type, topic, self.got[topic].append, qos)
-
-    def wait(self, topics: list[str], count: int = 1, timeout: float = 40.0) -> None:
-        spin_until(self.node, lambda: all(len(self.got[t]) >= count for t in topics), timeout,
-                   f"{count} message(s) on each of {topics}; got " + str({t: len(self.got[t]) for t in topics}))
-
-    def camera_status(self, camera: str) -> list[DiagnosticStatus]:
-        return [s for a in self.got["/diagnostics"] for s in a.status if s.name == f"hydranet: camera {camera}"]
-
-
-def values(status: DiagnosticStatus) -> dict[str, str]:
-    return {kv.key: kv.value for kv in status.values}
-
-
-def stamp_ns(msg) -> int:
-    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
 
 
 def test_every_output_with_the_input_header_encoding_size_and_qos(ros, rclpy_node, hydranet_model):
@@ -205,32 +175,110 @@ def test_two_cameras_in_one_batch_and_boxes_scale_with_the_source_resolution(ros
     assert node.stop() == 0, node.output()
 
 
+def _measure_pass_ms(ros, c: Collector, name: str, streams: list[dict]) -> float:
+    """The node's own pass time for these streams (one batch of all of them), at a pace it keeps up with: a
+    2 Hz rig for a few ticks, then the engine status's pass_ms (median of recent passes)."""
+    passes0 = max([int(e["passes_total"]) for e in c.engine()], default=0)
+    rig = start_rig(ros, name, rate=2, count=6, wait_for=[s["topic"] for s in streams], streams=streams)
+    spin_until(c.node, lambda: any(int(e["passes_total"]) >= passes0 + 4 and e["pass_ms"] != "n/a"
+                                   for e in c.engine()), 60.0, "passes to time")
+    rig.proc.wait(30)
+    return float(next(e["pass_ms"] for e in reversed(c.engine()) if e["pass_ms"] != "n/a"))
+
+
 def test_live_mode_under_overload_drops_frames_and_keeps_latency_bounded(ros, rclpy_node, hydranet_model):
-    """A 1280x720 camera at 40 Hz into a node that manages ~15 passes/s here: frames are superseded (counted),
-    nothing queues, and the published results stay fresh from the first second to the last."""
+    """A camera at three times the rate the node can process - measured here first, so the test means the same on
+    a fast and a slow machine: frames are superseded (counted), nothing queues, results stay fresh from the first
+    second to the last, and every received frame is accounted for."""
     c = Collector(rclpy_node)
-    c.listen("/hydranet/front/detections", Detection2DArray)
     c.listen("/diagnostics", DiagnosticArray)
-    node = start_node(ros, hydranet_model, {"front": {}}, "node_live", threads=1, max_age_ms=1000)
+    node = start_node(ros, hydranet_model, {"front": {}}, "node_live", threads=1, max_age_ms=60_000)
     wait_for_publishers(rclpy_node, "/hydranet/front/detections", timeout=30)
+    stream = {"topic": "/camera/front/image_raw", "image": IMAGE, "size": [640, 360], "qos": "best_effort"}
+    pass_ms = _measure_pass_ms(ros, c, "rig_live_measure", [stream])
+    rate = min(400.0, max(10.0, 3 * 1000.0 / pass_ms))
     received_at: list[tuple[int, float]] = []
     rclpy_node.create_subscription(Detection2DArray, "/hydranet/front/detections",
                                    lambda m: received_at.append((stamp_ns(m), time.time())), RELIABLE)
-    rig = start_rig(ros, "rig_live", rate=40, count=0, wait_for=["/camera/front/image_raw"],
-                    streams=[{"topic": "/camera/front/image_raw", "image": IMAGE, "qos": "best_effort"}])
+    n0 = int(c.latest("front")["published_total"])
+    rig = start_rig(ros, "rig_live", rate=rate, count=0, wait_for=["/camera/front/image_raw"], streams=[stream])
     spin_until(rclpy_node, lambda: len(received_at) >= 40, 60.0, "40 results")
     rig.stop()
-    latency_ms = np.array([(t * 1e9 - s) / 1e6 for s, t in received_at])
-    early, late = np.median(latency_ms[5:20]), np.median(latency_ms[-15:])
-    assert late < early + 150, f"latency grows: {early:.0f} ms early, {late:.0f} ms late: a queue builds up"
-    assert np.percentile(latency_ms[5:], 95) < 1000, latency_ms
-    busy = [int(values(s)["dropped_busy_total"]) for s in c.camera_status("front")]
-    received = [int(values(s)["received_total"]) for s in c.camera_status("front")]
-    published = [int(values(s)["published_total"]) for s in c.camera_status("front")]
-    assert busy and busy[-1] > 0 and published[-1] < received[-1]
-    assert received[-1] - published[-1] >= busy[-1]  # every frame not published is accounted for
-    engine = [values(s) for a in c.got["/diagnostics"] for s in a.status if s.name == "hydranet: engine"]
-    assert all(int(e["queued_frames"]) <= 1 for e in engine)
+    under_load = [float(e["pass_ms"]) for e in c.engine()[-5:] if e["pass_ms"] != "n/a"]
+    pass_s = max([pass_ms, *under_load]) / 1000.0
+    status = [values(s) for s in c.camera_status("front")]
+    offered, served = max(float(v["input_rate_hz"]) for v in status), max(float(v["output_rate_hz"]) for v in status)
+    if offered < 1.3 * served:
+        pytest.skip(f"the camera rig reached {offered:.0f} Hz against {served:.0f} results/s: this machine cannot "
+                    "publish fast enough to overload the node")
+    latency = np.array([t - s / 1e9 for s, t in received_at])
+    early, late = np.median(latency[5:20]), np.median(latency[-15:])
+    # Nothing queues: a result is at most about two passes old (one waiting, one running) plus transport.
+    assert late < early + 2 * pass_s + 0.1, f"latency grows: {early:.3f} s early, {late:.3f} s late (pass {pass_s:.3f})"
+    assert np.percentile(latency[5:], 95) < 3 * pass_s + 1 / rate + 0.25, (latency, pass_s)
+    # Once the last frames are through, every received frame is published or dropped for a counted reason.
+    def settled() -> bool:
+        v = c.latest("front")
+        dropped = sum(int(v[f"dropped_{r}_total"]) for r in ("busy", "stale", "malformed"))
+        return int(v["received_total"]) == int(v["published_total"]) + dropped and float(v["input_rate_hz"]) == 0
+    spin_until(rclpy_node, settled, 15.0, "received = published + dropped: " + str(c.latest("front")))
+    v = c.latest("front")
+    assert int(v["dropped_busy_total"]) + int(v["dropped_overrun_total"]) > 0, v
+    assert int(v["published_total"]) > n0
+    assert all(int(e["queued_frames"]) <= 1 for e in c.engine())
+    assert node.stop() == 0, node.output()
+
+
+def test_no_result_is_older_than_max_age_with_eight_cameras(ros, rclpy_node, hydranet_model):
+    """8 cameras of 1280x720 offered at 30 Hz into one live node: whatever the load, a result goes out within
+    max_age_ms of its frame's arrival or not at all. max_age_ms is set from the pass time of 8 frames measured
+    here (2.5 passes), so that results do go out on any machine."""
+    cams = [f"cam{i}" for i in range(8)]
+    c = Collector(rclpy_node)
+    c.listen("/diagnostics", DiagnosticArray)
+    for cam in cams:
+        c.listen(f"/hydranet/{cam}/detections", Detection2DArray)
+    streams = [{"topic": f"/camera/{cam}/image_raw", "image": IMAGE, "qos": "default", "frame_id": cam}
+               for cam in cams]
+    node = start_node(ros, hydranet_model, {cam: {} for cam in cams}, "node_eight", max_age_ms=60_000)
+    wait_for_publishers(rclpy_node, "/hydranet/cam7/detections", timeout=30)
+    pass_ms = _measure_pass_ms(ros, c, "rig_eight_measure", streams)
+    max_age_ms = int(2.5 * pass_ms) + 50
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    client = rclpy_node.create_client(SetParameters, "/hydranet/set_parameters")
+    spin_until(rclpy_node, client.service_is_ready, 15.0, "the parameter service")
+    future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name="max_age_ms", value=ParameterValue(
+        type=ParameterType.PARAMETER_INTEGER, integer_value=max_age_ms))]))
+    spin_until(rclpy_node, future.done, 15.0, "max_age_ms set")
+    assert future.result().results[0].successful
+    t_load = time.monotonic()
+    received_at: dict[str, list[tuple[int, float]]] = {cam: [] for cam in cams}
+    for cam in cams:
+        rclpy_node.create_subscription(Detection2DArray, f"/hydranet/{cam}/detections",
+                                       lambda m, cam=cam: received_at[cam].append((stamp_ns(m), time.time())),
+                                       RELIABLE)
+    rig = start_rig(ros, "rig_eight", rate=30, count=0, wait_for=[s["topic"] for s in streams], streams=streams)
+    spin_until(rclpy_node, lambda: time.monotonic() - t_load > 12 and all(len(r) >= 5 for r in received_at.values()),
+               90.0, "5 results from every camera under load")
+    rig.stop()
+    spin_until(rclpy_node, lambda: all(float(c.latest(cam)["input_rate_hz"]) == 0 for cam in cams), 15.0,
+               "the load to end")
+    under_load = [values(s) for cam in cams for s in c.camera_status(cam)
+                  if s.name and values(s)["age_at_publish_ms_max"] != "n/a"]
+    ages = [float(v["age_at_publish_ms_max"]) for v in under_load]
+    p95 = [float(v["age_at_publish_ms_p95"]) for v in under_load]
+    offered = sum(max(float(values(s)["input_rate_hz"]) for s in c.camera_status(cam)) for cam in cams)
+    stale = sum(int(c.latest(cam)["dropped_stale_total"]) for cam in cams)
+    print(f"8 cameras: max_age_ms {max_age_ms} (pass of 8: {pass_ms:.0f} ms), offered up to {offered:.0f} frames/s, "
+          f"age at publish p95 up to {max(p95):.0f} ms, max {max(ages):.0f} ms, {stale} stale drops")
+    assert max(ages) <= max_age_ms, (max_age_ms, ages)
+    # What the subscriber sees: the node's bound, plus the camera-to-node and node-to-subscriber transport.
+    for cam, got in received_at.items():
+        latency_ms = [(t - s / 1e9) * 1000 for s, t in got if t > 0]
+        assert np.percentile(latency_ms, 95) <= max_age_ms + 500, (cam, latency_ms)
     assert node.stop() == 0, node.output()
 
 
@@ -299,7 +347,9 @@ def test_bad_input_is_counted_and_logged_and_the_other_cameras_keep_going(ros, r
     # NaN intrinsics: the frames are still processed (depth falls back), the camera_info is counted and ignored.
     assert c.got["/hydranet/nan_info/detections"]
     nan_status = c.camera_status("nan_info")[-1]
-    assert int(values(nan_status)["dropped_malformed_total"]) > 0
+    assert int(values(nan_status)["camera_info_rejected_total"]) > 0  # not a frame: frames are accounted apart
+    assert int(values(nan_status)["dropped_malformed_total"]) == 0
+    assert "fx=nan" in values(nan_status)["last_camera_info_error"]
     assert values(nan_status)["focal_length_from"] == "canonical"
     assert nan_status.level == DiagnosticStatus.WARN
     assert "camera nan_info: no camera_info yet and fallback_fx is 0" in node.output()

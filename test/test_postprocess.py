@@ -211,9 +211,9 @@ def test_monitor_levels_say_what_is_wrong():
     assert level == OK and v["published_total"] == "1" and v["latency_infer_ms"] == "12.00"
     assert v["latency_publish_ms"] == "n/a"
     m.received()
-    m.published(age_ms=500.0)
+    m.dropped("stale")
     level, message, _ = m.report(max_age_ms=200)
-    assert level == WARN and "falling behind" in message and "1 published older than 200 ms" in message
+    assert level == WARN and "falling behind: 1 frame(s) dropped as stale" in message
     m.received()
     m.dropped("malformed", "bad encoding 'x'")
     level, message, values = m.report(max_age_ms=200)

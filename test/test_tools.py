@@ -44,7 +44,7 @@ def test_params_check_reports_problems_with_a_users_file(tmp_path):
     out = run(["params", "--file", str(f)])
     assert out.returncode == 2
     assert "mode must be one of live, replay; got 'turbo'" in out.stderr
-    assert "missing parameter 'cameras.rear.image_topic'" in out.stderr  # front's come from config/hydranet.yaml
+    assert "cameras.rear.image_topic is required" in out.stderr  # the rest of rear's come from camera_defaults
     assert "cameras.front.image_topic" not in out.stderr
 
 

@@ -3,19 +3,30 @@
 A lifecycle node (configure: load and warm up the engine; activate: subscribe and start inferring; deactivate:
 stop; cleanup: free). With `autostart` (the default) it walks itself to active, for a plain `ros2 run`.
 
-Threads: the executor only files incoming frames (FrameInbox) and serves parameters, lifecycle and timers. One
-inference thread takes the next batch (one frame per camera), decodes, letterboxes, runs the engine once,
-post-processes into each camera's geometry and publishes. So a slow pass never blocks discovery, parameters or
-diagnostics, and in live mode a busy engine can only ever make frames be replaced, never queue.
+Threads: a multi-threaded executor files incoming frames (FrameInbox), each camera in its own callback group, and
+serves parameters, lifecycle and timers in the default group. One inference thread takes the next batch (one frame
+per camera), decodes, letterboxes, runs the engine once, post-processes into each camera's geometry and publishes.
+So a slow pass never blocks discovery, parameters or diagnostics; in live mode a busy engine can only ever make
+frames be replaced, never queue; in replay mode a full inbox blocks only that camera's callback, which leaves the
+frames in DDS and so pushes back on the publisher.
+
+Inputs: each camera's subscription follows its publishers' reliability (`cameras.<name>.qos: auto`). Frames that
+never arrived are counted from DDS's message-lost status; gaps in the publishers' sequence numbers beyond those
+are frames overwritten in the node's own reader queue (ros/transport.py, ros/monitor.py). The node's Fast DDS
+profile (config/fastdds_node.xml) takes inputs over UDP into a large receive buffer; see ros/dds.py.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import signal
+import statistics
 import sys
 import threading
 import time
+from collections import deque
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +35,10 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -42,12 +55,13 @@ from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from hydranet_ros import __version__
+from hydranet_ros.ros import dds
 from hydranet_ros.ros import outputs as out
 from hydranet_ros.ros import params as P
 from hydranet_ros.ros.convert import numpy_to_image
-from hydranet_ros.ros.dds import use_shm_profile
 from hydranet_ros.ros.inbox import Frame, FrameInbox
 from hydranet_ros.ros.monitor import ERROR, OK, WARN, CameraMonitor
+from hydranet_ros.ros.transport import BEST_EFFORT, RELIABLE, SequenceGaps, input_reliability
 from hydranet_ros.runtime.contract import ModelContract, ModelError, default_model_path
 from hydranet_ros.runtime.engines import Engine, load_engine
 from hydranet_ros.runtime.overlay import render_overlay
@@ -65,11 +79,20 @@ _LEVELS = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: Diagnost
 LOG_THROTTLE_S = 5.0
 
 
-def input_qos(mode: str) -> QoSProfile:
-    """live: best effort, depth 1 (never a queue; also matches reliable cameras); replay: reliable, keep all."""
+# Live mode keeps the last few frames in DDS, not one: the inbox keeps only the newest anyway (an older one is
+# counted as superseded, "busy"), and a short stall of the executor then costs no frame. As many as the node's
+# DDS profile lets a reader hold (config/fastdds_node.xml).
+LIVE_DEPTH = 4
+QOS_CHECK_PERIOD_S = 0.5  # how often `auto` cameras compare their subscription with the publishers
+PROBE_AFTER_S = 2.0  # live mode: run a pass anyway after this long without one, to re-measure the pass time
+
+
+def input_qos(mode: str, reliability: str) -> QoSProfile:
+    """live: the last LIVE_DEPTH frames; replay: keep all (bounded by the node's DDS profile: back-pressure)."""
+    rel = ReliabilityPolicy.RELIABLE if reliability == RELIABLE else ReliabilityPolicy.BEST_EFFORT
     if mode == "replay":
-        return QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+        return QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=rel)
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=LIVE_DEPTH, reliability=rel)
 
 
 # Reliable + volatile: what `ros2 bag record`, RViz's defaults and best-effort subscribers all accept.
@@ -88,12 +111,19 @@ class Camera:
         self.name = name
         self.image_topic: str = values[f"cameras.{name}.image_topic"]
         self.compressed: bool = values[f"cameras.{name}.compressed"]
-        self.info_topic: str = values[f"cameras.{name}.camera_info_topic"]
+        self.info_topic = P.camera_info_topic(values[f"cameras.{name}.camera_info_topic"], self.image_topic,
+                                              self.compressed)
+        self.qos_setting: str = values[f"cameras.{name}.qos"]
         self.frame_id: str = values[f"cameras.{name}.frame_id"]
         self.fallback_fx: float = values[f"cameras.{name}.fallback_fx"]
         self.monitor = CameraMonitor(name, self.image_topic)
         self.info: CameraInfo | None = None
         self.pubs: dict[str, Any] = {}
+        self.group = MutuallyExclusiveCallbackGroup()  # this camera's frames; a blocked put stalls only it
+        self.subscription: Any = None
+        self.info_subscription: Any = None
+        self.reliability = ""
+        self.gaps = SequenceGaps()
 
     def intrinsics(self, width: int, height: int, canonical_fx: float | None, scale: float) -> Intrinsics:
         """This frame's intrinsics: camera_info (rescaled if it was calibrated at another resolution), else
@@ -124,10 +154,13 @@ class HydraNetNode(LifecycleNode):
         self.engine_error = ""
         self.inbox: FrameInbox | None = None
         self.worker: threading.Thread | None = None
-        self.subscriptions_: list[Any] = []
+        self.qos_timer: Any = None
         self.passes = 0
         self.batch_sizes: list[int] = []
+        self.pass_times: deque[tuple[int, float]] = deque(maxlen=16)  # (batch size, s from decode to last publish)
+        self.last_pass_end = time.monotonic()
         self._log_times: dict[str, float] = {}
+        self.transport = transport_summary()
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # On the steady clock, not the node's: under use_sim_time a paused or finished replay stops /clock, and
         # diagnostics must still report (the last frames' latencies, "no frames for N s").
@@ -135,6 +168,7 @@ class HydraNetNode(LifecycleNode):
                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
         topics = ", ".join(f"{c.name}: {c.image_topic}" for c in self.cameras.values())
         self.get_logger().info(f"hydranet_node {__version__}: mode={self.values['mode']}, cameras [{topics}]")
+        self.get_logger().info(f"transport: {self.transport}")
 
     # --- lifecycle ----------------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -165,15 +199,19 @@ class HydraNetNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.inbox = FrameInbox(list(self.cameras), self.values["mode"])
-        qos = input_qos(self.values["mode"])
+        replay = self.values["mode"] == "replay"
+        self.inbox = FrameInbox(list(self.cameras), self.values["mode"],
+                                max_bytes=int(self.values["max_queue_mb"] * 1e6) if replay else None)
         for cam in self.cameras.values():
-            msg_type = CompressedImage if cam.compressed else Image
-            self.subscriptions_.append(self.create_subscription(
-                msg_type, cam.image_topic, lambda m, c=cam: self._on_image(c, m), qos))
+            # auto starts reliable: the first frames of a reliable camera or bag are then already repaired; a
+            # best-effort publisher is matched within QOS_CHECK_PERIOD_S (a reliable reader does not match it).
+            self._subscribe(cam, input_reliability(cam.qos_setting, []))
             if cam.info_topic:
-                self.subscriptions_.append(self.create_subscription(
-                    CameraInfo, cam.info_topic, lambda m, c=cam: self._on_camera_info(c, m), CAMERA_INFO_QOS))
+                cam.info_subscription = self.create_subscription(
+                    CameraInfo, cam.info_topic, partial(self._on_camera_info, cam), CAMERA_INFO_QOS)
+        if any(c.qos_setting == "auto" for c in self.cameras.values()):
+            self.qos_timer = self.create_timer(QOS_CHECK_PERIOD_S, self._follow_publishers,
+                                               clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.worker = threading.Thread(target=self._infer_loop, name="hydranet-infer", daemon=True)
         self.worker.start()
         self.get_logger().info("active: subscribed to " + ", ".join(c.image_topic for c in self.cameras.values()))
@@ -197,14 +235,75 @@ class HydraNetNode(LifecycleNode):
         return super().on_shutdown(state)
 
     def _stop_inference(self) -> None:
-        for sub in self.subscriptions_:
-            self.destroy_subscription(sub)
-        self.subscriptions_.clear()
         if self.inbox is not None:
-            self.inbox.close()
+            self.inbox.close()  # first: it releases a camera callback waiting for room (replay)
+        if self.qos_timer is not None:
+            self.destroy_timer(self.qos_timer)
+            self.qos_timer = None
+        for cam in self.cameras.values():
+            for sub in (cam.subscription, cam.info_subscription):
+                if sub is not None:
+                    self.destroy_subscription(sub)
+            cam.subscription = cam.info_subscription = None
         if self.worker is not None:
             self.worker.join(timeout=30.0)
         self.worker = self.inbox = None
+
+    # --- inputs: subscriptions that follow the publishers ------------------------------------------------------
+    def _subscribe(self, cam: Camera, reliability: str) -> None:
+        """(Re)subscribe `cam` with `reliability`. The old subscription goes first: two at once would hand over
+        the same frames twice; a frame sent in between is counted as lost by the sequence numbers."""
+        if cam.subscription is not None:
+            self.destroy_subscription(cam.subscription)
+        msg_type = CompressedImage if cam.compressed else Image
+        events = SubscriptionEventCallbacks(incompatible_qos=partial(self._on_incompatible_publisher, cam),
+                                            message_lost=partial(self._on_message_lost, cam))
+        cam.subscription = self.create_subscription(
+            msg_type, cam.image_topic, partial(self._on_image, cam), input_qos(self.values["mode"], reliability),
+            callback_group=cam.group, event_callbacks=events)
+        cam.reliability = reliability
+        cam.monitor.topic = cam.subscription.topic_name  # remapping and namespace applied
+        cam.monitor.input_qos = reliability
+        cam.monitor.loss_hint = loss_hint(reliability, self.values["mode"])
+
+    def _on_message_lost(self, cam: Camera, event: Any) -> None:
+        """DDS counts the samples that will never reach this reader: lost on the way (best effort), or withdrawn by
+        a publisher's history before delivery (reliable, keep last)."""
+        if event.total_count_change > 0:
+            cam.monitor.lost(event.total_count_change)
+            self._throttled_warn(f"lost-{cam.name}", f"camera {cam.name}: {event.total_count_change} frame(s) lost "
+                                 f"before reaching the node ({event.total_count} on this subscription): "
+                                 f"{cam.monitor.loss_hint}")
+
+    def _on_incompatible_publisher(self, cam: Camera, event: Any) -> None:
+        """A publisher our subscription cannot match (rclpy would log a generic warning). With qos auto that is
+        a best-effort camera seen while subscribed reliable: _follow_publishers switches within a period."""
+        if cam.qos_setting == "auto":
+            return
+        policy = getattr(getattr(event, "last_policy_kind", None), "name", "?")
+        self._throttled_warn(
+            f"qos-{cam.name}", f"camera {cam.name}: a publisher on {cam.monitor.topic} offers a QoS (policy {policy}) "
+            f"that a subscription with cameras.{cam.name}.qos = {cam.qos_setting} cannot receive; with "
+            "cameras.<name>.qos auto the node follows the publishers", period=60.0)
+
+    def _follow_publishers(self) -> None:
+        """auto cameras: reliable while every publisher is, best effort as soon as one is not; unchanged while there
+        is none."""
+        for cam in self.cameras.values():
+            if cam.qos_setting != "auto" or cam.subscription is None:
+                continue
+            # The subscription's own name: remapping and namespaces already applied.
+            infos = self.get_publishers_info_by_topic(cam.subscription.topic_name)
+            if not infos:
+                continue  # keep what matched the last publishers: a camera driver restarting comes back the same
+            offered = [BEST_EFFORT if i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT else RELIABLE
+                       for i in infos]
+            wanted = input_reliability("auto", offered)
+            if wanted != cam.reliability:
+                self.get_logger().info(
+                    f"camera {cam.name}: {len(infos)} publisher(s) on {cam.subscription.topic_name} "
+                    f"({', '.join(offered) or 'none'}): subscribing {wanted}")
+                self._subscribe(cam, wanted)
 
     def _free_engine(self) -> None:
         if self.engine is not None:
@@ -238,37 +337,30 @@ class HydraNetNode(LifecycleNode):
 
     # --- parameters ---------------------------------------------------------------------------------
     def _declare_all(self) -> dict[str, Any]:
-        """Declare every schema parameter with a descriptor; values come from the params file(s)."""
-        names = self._declare(next(p for p in P.SCHEMA if p.name == "camera_names"))
-        values: dict[str, Any] = {"camera_names": names}
-        if isinstance(names, list):
-            for p in P.expand(names):
-                if p.name != "camera_names":
-                    values[p.name] = self._declare(p)
-        problems = [f"parameter {n!r} has no value" for n, v in values.items() if v is None]
-        problems += P.validate({n: v for n, v in values.items() if v is not None})
-        # rclpy silently ignores overrides for names nobody declares; a typo in a params file must not
-        # pass unnoticed, so compare the overrides with what was declared. rclpy has no public accessor.
-        # The package defaults describe a `front` camera; a user who names other cameras leaves those keys
-        # unused, which is not a mistake of theirs.
-        defaults = set(P.load_params_file(P.default_config_path()))
-        overrides = {n for n in getattr(self, "_parameter_overrides", {})
-                     if n != "use_sim_time" and not n.startswith("qos_overrides.") and n not in defaults}
-        problems += [f"unknown parameter {n!r}" for n in sorted(overrides - set(values))]
+        """Declare every parameter with a descriptor and the value params.resolve gives: the one function that
+        `hydranet params --file` runs too, so both accept exactly the same files. The values come from the params
+        file(s) and -p, config/hydranet.yaml first; a camera's missing keys from camera_defaults.*."""
+        # rclpy has no public accessor for the overrides it parsed; it also silently ignores overrides for names
+        # nobody declares, which is why resolve() looks at all of them (a typo must not pass unnoticed).
+        given = {n: p.value for n, p in getattr(self, "_parameter_overrides", {}).items()}
+        values, problems = P.resolve(given, ignorable=set(P.load_params_file(P.default_config_path())))
         if problems:
-            raise P.ParameterError("invalid parameters:\n  " + "\n  ".join(dict.fromkeys(problems)))
+            raise P.ParameterError("invalid parameters:\n  " + "\n  ".join(problems))
+        schema = {p.name: p for p in P.expand(values["camera_names"])}
+        for name, value in values.items():
+            self._declare(schema[name], value)
         return values
 
-    def _declare(self, p: P.Param) -> Any:
-        ros_type = _ROS_TYPES[p.type]
+    def _declare(self, p: P.Param, value: Any) -> None:
         descriptor = ParameterDescriptor(
-            name=p.name, type=ros_type.value, description=p.description, read_only=p.read_only
+            name=p.name, type=_ROS_TYPES[p.type].value, description=p.description, read_only=p.read_only
         )
-        # Declared by type, without a default: config/hydranet.yaml is the one place defaults live.
-        return self.declare_parameter(p.name, ros_type, descriptor).value
+        # ignore_override: the value is the override already, resolved and type-coerced (an integer given for a
+        # float parameter is accepted, as `hydranet params` accepts it).
+        self.declare_parameter(p.name, value, descriptor, ignore_override=True)
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        schema = {p.name: p for p in P.expand(list(self.cameras) if hasattr(self, "cameras") else [])}
+        schema = {p.name: p for p in P.expand(self.values["camera_names"])}
         for change in changes:
             p = schema.get(change.name)
             if p is not None and (why := p.validate(change.value)):
@@ -279,17 +371,25 @@ class HydraNetNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     # --- inputs (executor thread) -------------------------------------------------------------------
-    def _on_image(self, cam: Camera, msg: Image | CompressedImage) -> None:
+    def _on_image(self, cam: Camera, msg: Image | CompressedImage, info: dict[str, Any]) -> None:
+        now = time.monotonic()
+        # The age of a frame counts from its reception by DDS (the middleware's system-clock stamp), which can be
+        # earlier than this callback when the executor was busy.
+        rx_ns = info.get("received_timestamp") or 0
+        received = now - max(0.0, (time.time_ns() - rx_ns) / 1e9) if rx_ns > 0 else now
+        seq = info.get("publication_sequence_number") or 0
+        if seq > 0 and (missing := cam.gaps.observe(seq)):
+            cam.monitor.gap(missing)
         cam.monitor.received()
         inbox = self.inbox
-        if inbox is not None and inbox.put(cam.name, msg):
+        if inbox is not None and inbox.put(cam.name, msg, received, len(msg.data)):
             cam.monitor.dropped("busy")
 
     def _on_camera_info(self, cam: Camera, msg: CameraInfo) -> None:
         k = msg.k
         if not all(math.isfinite(v) for v in (*k, *msg.p)) or k[0] <= 0 or k[4] <= 0:
             why = f"camera_info on {cam.info_topic} is unusable (fx={k[0]}, fy={k[4]}, non-finite or <= 0); ignored"
-            cam.monitor.dropped("malformed", why)
+            cam.monitor.info_rejected(why)
             self._throttled_warn(f"info-{cam.name}", why)
             return
         cam.info = msg
@@ -308,15 +408,18 @@ class HydraNetNode(LifecycleNode):
                     self._throttled_warn("pass", f"inference pass failed: {type(exc).__name__}: {exc}", error=True)
 
     def _process(self, frames: list[Frame]) -> None:
+        """One pass. Live mode bounds each result's age at publication (from the frame's reception) by
+        max_age_ms: a frame that would miss it, by the time the pass is predicted to take, is dropped before the
+        pass; a result that missed it anyway is dropped at publication. Both are counted as stale."""
         assert self.engine is not None and self.contract is not None
         live = self.values["mode"] == "live"
         max_age = self.values["max_age_ms"] / 1000.0
+        if live:
+            frames = self._drop_frames_that_cannot_make_it(frames, max_age)
+        t_pass = time.monotonic()
         batch_frames, images = [], []
         for f in frames:
             cam = self.cameras[f.camera]
-            if live and time.monotonic() - f.received > max_age:
-                cam.monitor.dropped("stale")
-                continue
             t0 = time.monotonic()
             try:
                 images.append(self._decode(f.msg))
@@ -357,17 +460,53 @@ class HydraNetNode(LifecycleNode):
         results = split_batch(outputs, c, boxes, intrinsics, self.values["score_threshold"],
                               self.values["dense_output"])
         t_post = _ms(t0) / len(batch_frames)
+        clock = self.get_clock()
         for f, rgb, result in zip(batch_frames, images, results, strict=True):
             cam = self.cameras[f.camera]
             cam.monitor.stage("preprocess", t_pre)
             cam.monitor.stage("infer", t_infer)
-            t0 = time.monotonic()
-            self._publish(cam, f.msg.header, rgb, result)
             cam.monitor.stage("postprocess", t_post)
+            t0 = time.monotonic()
+            age = t0 - f.received
+            if live and age > max_age:
+                cam.monitor.dropped("stale")
+                continue
+            stamp = Time.from_msg(f.msg.header.stamp, clock_type=clock.clock_type)
+            stamp_age_ms = (clock.now() - stamp).nanoseconds / 1e6
+            self._publish(cam, f.msg.header, rgb, result)
             cam.monitor.stage("publish", _ms(t0))
-            stamp = Time.from_msg(f.msg.header.stamp, clock_type=self.get_clock().clock_type)
-            age_ms = (self.get_clock().now() - stamp).nanoseconds / 1e6
-            cam.monitor.published(age_ms)
+            cam.monitor.published(age * 1000.0, stamp_age_ms)
+        self.last_pass_end = time.monotonic()
+        self.pass_times.append((len(batch_frames), self.last_pass_end - t_pass))
+
+    def predicted_pass_s(self, batch_size: int) -> float:
+        """The median of the recent passes of this batch size (of any, if none), decode to last publish; 0 before
+        the first."""
+        same = [t for n, t in self.pass_times if n == batch_size]
+        recent = same or [t for _, t in self.pass_times]
+        return statistics.median(recent) if recent else 0.0
+
+    def _drop_frames_that_cannot_make_it(self, frames: list[Frame], max_age: float) -> list[Frame]:
+        """Live mode, before a pass: the frames whose results could still be published within max_age. After
+        PROBE_AFTER_S without a pass the prediction is not trusted and a pass runs anyway (so that a prediction
+        spoilt by one slow pass cannot stop the node for good); its results still face the publication check."""
+        now = time.monotonic()
+        probe = now - self.last_pass_end > PROBE_AFTER_S
+        predicted = self.predicted_pass_s(len(frames))
+        kept = []
+        for f in frames:
+            if now - f.received + (0.0 if probe else predicted) > max_age:
+                cam = self.cameras[f.camera]
+                cam.monitor.dropped("stale")
+                if predicted > max_age:
+                    cam.monitor.behind_hint = (
+                        f"a pass of {len(frames)} frame(s) takes about {predicted * 1000:.0f} ms, longer than "
+                        f"max_age_ms: raise max_age_ms, or lower the load (fewer cameras, a smaller model, a GPU)")
+                else:
+                    cam.monitor.behind_hint = ""
+            else:
+                kept.append(f)
+        return kept
 
     def _decode(self, msg: Image | CompressedImage) -> np.ndarray:
         if isinstance(msg, CompressedImage):
@@ -415,7 +554,8 @@ class HydraNetNode(LifecycleNode):
         array.status.append(self._engine_status())
         active = self.worker is not None
         for cam in self.cameras.values():
-            level, message, values = cam.monitor.report(self.values["max_age_ms"])
+            live = self.values["mode"] == "live"
+            level, message, values = cam.monitor.report(self.values["max_age_ms"] if live else None)
             if not active:
                 level, message = WARN, "inactive (lifecycle): not subscribed"
             st = DiagnosticStatus(level=_LEVELS[level], name=f"hydranet: camera {cam.name}", hardware_id=cam.name,
@@ -443,12 +583,48 @@ class HydraNetNode(LifecycleNode):
             KeyValue(key="mean_batch_size", value=f"{np.mean(sizes):.2f}" if sizes else "n/a"),
             KeyValue(key="max_batch_size", value=str(max(sizes)) if sizes else "n/a"),
             KeyValue(key="queued_frames", value=str(self.inbox.pending()) if self.inbox else "0"),
+            KeyValue(key="queued_mb", value=f"{self.inbox.pending_bytes() / 1e6:.1f}" if self.inbox else "0.0"),
+            KeyValue(key="pass_ms", value=f"{self.predicted_pass_s(max(sizes, default=1)) * 1000:.1f}"
+                     if self.pass_times else "n/a"),
+            KeyValue(key="transport", value=self.transport),
         ]
         return st
 
 
 def _ms(t0: float) -> float:
     return (time.monotonic() - t0) * 1000.0
+
+
+def transport_summary() -> str:
+    """One line on how frames reach the node: the Fast DDS profile in effect and the UDP receive buffer."""
+    profile = os.environ.get(dds.PROFILE_ENV, "")
+    rmem = dds.udp_receive_buffer_limit()
+    if os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") != "rmw_fastrtps_cpp":
+        return f"RMW {os.environ['RMW_IMPLEMENTATION']}: hydranet's Fast DDS profile does not apply"
+    if not dds.is_node_profile(profile):
+        return (f"Fast DDS profile {profile or '(none)'} chosen by FASTRTPS_DEFAULT_PROFILES_FILE: hydranet's "
+                "(config/fastdds_node.xml: inputs over UDP, bounded reader history) is not applied")
+    granted = min(dds.NODE_RECEIVE_BUFFER, rmem) if rmem else dds.NODE_RECEIVE_BUFFER
+    line = (f"config/fastdds_node.xml: inputs over UDP with a {granted / 2**20:.1f} MiB receive buffer, outputs "
+            "through 32 MiB shared memory")
+    if rmem is not None and rmem < dds.NODE_RECEIVE_BUFFER:
+        line += (f" (net.core.rmem_max {rmem / 2**20:.1f} MiB caps the buffer; best-effort cameras with large "
+                 "frames need more: sysctl -w net.core.rmem_max=33554432)")
+    return line
+
+
+def loss_hint(reliability: str, mode: str) -> str:
+    """What a user can do when frames of a camera are lost before they reach the node."""
+    if reliability == BEST_EFFORT:
+        rmem = dds.udp_receive_buffer_limit()
+        rmem_text = f" (now {rmem / 2**20:.1f} MiB)" if rmem else ""
+        return ("the camera publishes best effort, so a lost fragment loses its frame: publish reliable (the "
+                "node then subscribes reliable and fragments are repaired), or raise net.core.rmem_max"
+                f"{rmem_text} to 32 MiB; README, 'Transport'")
+    where = "the node fell behind a camera publishing faster than it can take frames" if mode == "replay" else (
+        "the node's executor fell behind")
+    return ("the publisher's history dropped frames before they were delivered (a reliable KEEP_LAST publisher "
+            f"overwrites what is not yet acknowledged), or {where}: publish with KEEP_ALL or a deeper history")
 
 
 def with_default_params(args: list[str]) -> list[str]:
@@ -470,7 +646,9 @@ def spin_until_signalled(node: LifecycleNode) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    executor = SingleThreadedExecutor(context=node.context)
+    # One thread per camera (a replay camera's callback may wait for room in the inbox) and two for the rest.
+    cameras = len(getattr(node, "cameras", ()))
+    executor = MultiThreadedExecutor(num_threads=cameras + 2, context=node.context)
     executor.add_node(node)
     try:
         while not stop.is_set() and rclpy.ok(context=node.context):
@@ -481,7 +659,7 @@ def spin_until_signalled(node: LifecycleNode) -> None:
 
 def main(args: list[str] | None = None) -> int:
     argv = with_default_params(list(sys.argv if args is None else args))
-    use_shm_profile()
+    dds.use_node_profile()
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:

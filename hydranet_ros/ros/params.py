@@ -5,6 +5,10 @@ every default. Nothing else declares parameters, the README's table is generated
 (`hydranet params --markdown`), and a test checks that the YAML and the schema name the same keys, so the
 three cannot drift apart.
 
+Per-camera settings (`cameras.<name>.<key>`) fall back to `camera_defaults.<key>`, so a camera needs only its
+`image_topic`. `resolve` turns what the parameter files and `-p` gave into every value, or into the list of
+what is wrong; the node and `hydranet params --file` both call it, so they accept exactly the same files.
+
 Plain Python, no rclpy: the node turns these into ParameterDescriptors (see node.py).
 """
 
@@ -18,6 +22,11 @@ from typing import Any
 import yaml
 
 CAMERA = "{camera}"  # placeholder in per-camera parameter names: cameras.<name>.<key>
+# Parameters that rclpy itself declares on every node: a params file may set them, they are not ours to check.
+RCLPY_OWN = ("use_sim_time", "start_type_description_service")
+RCLPY_OWN_PREFIXES = ("qos_overrides.",)
+CAMERA_DEFAULTS = "camera_defaults"  # camera_defaults.<key>: what a camera has unless cameras.<name>.<key> says
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -56,8 +65,8 @@ class Param:
 
 
 SCHEMA: tuple[Param, ...] = (
-    Param("mode", str, "live: latest frame only, best-effort input, stale frames dropped; "
-          "replay: every frame in arrival order, reliable input, use with use_sim_time",
+    Param("mode", str, "live: the freshest frame of each camera, results no older than max_age_ms; "
+          "replay: every frame in arrival order, nothing dropped, use with use_sim_time",
           choices=("live", "replay"), read_only=True),
     Param("model", str, "model file (.onnx with its model card beside it); empty: the default model in "
           "the package's models/", read_only=True),
@@ -72,27 +81,40 @@ SCHEMA: tuple[Param, ...] = (
     Param("dense_output", str, "resolution of drivable_area, lane_lines and depth: network (the network's "
           "view of the image, cheap) or source (the camera's resolution)", choices=("network", "source")),
     Param("points_stride", int, "points: one point per this many depth pixels in each direction", min=1, max=64),
-    Param("max_age_ms", int, "live mode: frames older than this at inference time are dropped (counted "
-          "as stale)", min=1, max=60_000),
+    Param("max_age_ms", int, "live mode: no result is published more than this long after its frame reached the "
+          "node (DDS reception to publication); frames that cannot make it are dropped as stale", min=1,
+          max=60_000),
+    Param("max_queue_mb", float, "replay mode: frames waiting for inference may hold at most this much memory "
+          "(plus one frame per camera); when full, the node stops taking frames from DDS, which slows a reliable "
+          "publisher down instead of dropping", min=1.0, max=65_536.0, read_only=True),
     Param("batch_window_ms", int, "after a camera's frame arrives, wait up to this long for the other cameras' "
           "frames, so that frames of one instant share a pass", min=0, max=1000),
     Param("score_threshold", float, "detections below this score are not published", min=0.0, max=1.0),
     Param("diagnostics_period_s", float, "period of the /diagnostics status", min=0.1, max=60.0,
           read_only=True),
-    Param("camera_names", list, "names of the cameras; each has the `cameras.<name>.*` parameters below",
-          read_only=True),
+    Param("camera_names", list, "names of the cameras; each needs `cameras.<name>.image_topic`, and has the "
+          "other `cameras.<name>.*` parameters below (default: `camera_defaults.*`)", read_only=True),
     Param(f"cameras.{CAMERA}.image_topic", str, "image topic of this camera (sensor_msgs/Image, or "
-          "CompressedImage when compressed is true)", read_only=True),
+          "CompressedImage when compressed is true); required for every camera", read_only=True),
     Param(f"cameras.{CAMERA}.compressed", bool, "subscribe to sensor_msgs/CompressedImage (jpeg, png)",
           read_only=True),
-    Param(f"cameras.{CAMERA}.camera_info_topic", str, "sensor_msgs/CameraInfo topic; empty: none (depth "
-          "then uses the model's canonical focal length, with a warning)", read_only=True),
+    Param(f"cameras.{CAMERA}.camera_info_topic", str, "sensor_msgs/CameraInfo topic; auto: camera_info beside "
+          "the image topic, as image_transport names it (/a/image_raw and /a/image_raw/compressed -> "
+          "/a/camera_info); empty: none (depth then uses fallback_fx or the model's canonical focal length, "
+          "with a warning)", read_only=True),
+    Param(f"cameras.{CAMERA}.qos", str, "input reliability: auto (reliable when every publisher of the topic "
+          "offers reliable, so lost fragments are repaired, else best effort; follows the publishers as they come, "
+          "reliable until the first is seen), reliable, or best_effort", choices=(AUTO, "reliable", "best_effort"),
+          read_only=True),
     Param(f"cameras.{CAMERA}.fallback_fx", float, "focal length (pixels, at the image's resolution) used for "
           "metric depth until camera_info arrives; 0: the model's canonical focal length (a warning)",
           min=0.0, max=1e6),
     Param(f"cameras.{CAMERA}.frame_id", str, "overrides the images' header.frame_id when not empty",
           read_only=True),
 )
+# The per-camera keys that have a camera_defaults.<key> (all but the topic, which only the user can know).
+CAMERA_KEYS = tuple(p.name.rsplit(".", 1)[1] for p in SCHEMA if CAMERA in p.name)
+DEFAULTABLE = tuple(k for k in CAMERA_KEYS if k != "image_topic")
 
 
 class ParameterError(ValueError):
@@ -116,11 +138,20 @@ def default_config_path() -> Path:
     return config_file("hydranet.yaml")
 
 
+def camera_param(camera: str, key: str) -> str:
+    return f"cameras.{camera}.{key}"
+
+
 def expand(cameras: list[str]) -> list[Param]:
-    """The schema with the per-camera entries instantiated for each camera name."""
+    """The schema with the per-camera entries instantiated for each camera name, and a camera_defaults.<key>
+    entry for each per-camera key that has a default."""
     out: list[Param] = []
     for p in SCHEMA:
         if CAMERA in p.name:
+            key = p.name.rsplit(".", 1)[1]
+            if key in DEFAULTABLE:
+                out.append(Param(**{**p.__dict__, "name": f"{CAMERA_DEFAULTS}.{key}", "read_only": True,
+                                    "description": f"default of cameras.<name>.{key}: {p.description}"}))
             out.extend(Param(**{**p.__dict__, "name": p.name.replace(CAMERA, c)}) for c in cameras)
         else:
             out.append(p)
@@ -152,27 +183,73 @@ def load_params_file(path: Path) -> dict[str, Any]:
     return flatten(section)
 
 
-def validate(values: dict[str, Any]) -> list[str]:
-    """Every problem with a complete set of parameter values: unknown keys, missing keys, bad values."""
-    cameras = values.get("camera_names")
-    if not isinstance(cameras, list) or not cameras:
-        return ["camera_names must be a non-empty list of camera names"]
-    problems = []
+def _coerce(p: Param, value: Any) -> Any:
+    """An int where a float is expected is that float (a YAML `500` for `fallback_fx`), as rclpy would not."""
+    if p.type is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if p.type is list and isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def resolve(given: dict[str, Any], ignorable: set[str] | frozenset[str] = frozenset()) -> tuple[dict[str, Any],
+                                                                                             list[str]]:
+    """Every parameter's value from what the files and `-p` gave (`given`, merged, the package defaults
+    included), and every problem with them: unknown names, missing values, bad values.
+
+    A camera's key falls back to camera_defaults.<key>. Names in `ignorable` are never unknown: the package
+    defaults describe a `front` camera, and a user who names other cameras leaves its keys unused."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    given = {n: v for n, v in given.items() if n not in RCLPY_OWN and not n.startswith(RCLPY_OWN_PREFIXES)}
+    cameras = given.get("camera_names")
+    if not isinstance(cameras, (list, tuple)) or not cameras or not all(isinstance(c, str) for c in cameras):
+        return values, [f"camera_names must be a non-empty list of camera names, got {cameras!r}"]
+    cameras = list(cameras)
     if len(set(cameras)) != len(cameras):
         problems.append(f"camera_names has duplicate names: {cameras}")
     for c in cameras:
-        if not isinstance(c, str) or not c.isidentifier():
+        if not c.isidentifier():
             problems.append(f"camera name {c!r} must be a plain identifier (letters, digits, _)")
-    schema = {p.name: p for p in expand([c for c in cameras if isinstance(c, str)])}
-    for name in sorted(set(values) - set(schema)):
-        known = ", ".join(sorted(schema))
-        problems.append(f"unknown parameter {name!r} (known: {known})")
-    for name in sorted(set(schema) - set(values)):
-        problems.append(f"missing parameter {name!r}")
+    schema = {p.name: p for p in expand(cameras)}
+    for name in sorted(set(given) - set(schema) - set(ignorable)):
+        problems.append(f"unknown parameter {name!r} (known: {', '.join(sorted(schema))})")
     for name, p in schema.items():
-        if name in values and (why := p.validate(values[name])):
+        if name in given:
+            value = given[name]
+        elif name.startswith("cameras.") and name.rsplit(".", 1)[1] in DEFAULTABLE:
+            value = given.get(f"{CAMERA_DEFAULTS}.{name.rsplit('.', 1)[1]}")
+        else:
+            value = None
+        if value is None:
+            if name.endswith(".image_topic"):
+                problems.append(f"{name} is required: the topic camera {name.split('.')[1]!r} publishes on")
+            else:
+                problems.append(f"missing parameter {name!r}")
+            continue
+        value = _coerce(p, value)
+        if why := p.validate(value):
             problems.append(why)
-    return problems
+        values[name] = value
+    return values, list(dict.fromkeys(problems))
+
+
+def validate(values: dict[str, Any]) -> list[str]:
+    """Every problem with a set of parameter values (resolve's second half)."""
+    return resolve(values)[1]
+
+
+def camera_info_topic(setting: str, image_topic: str, compressed: bool) -> str:
+    """The CameraInfo topic a camera's `camera_info_topic` setting names ('' for none). `auto` follows
+    image_transport: the info topic is a sibling of the image topic, whose `/compressed` suffix (a transport, not
+    part of the name) is dropped first."""
+    if setting != AUTO:
+        return setting
+    base = image_topic.rstrip("/")
+    if compressed and base.endswith("/compressed"):
+        base = base[: -len("/compressed")]
+    parent, sep, _ = base.rpartition("/")  # a relative name stays relative: image -> camera_info
+    return f"{parent}{sep}camera_info"
 
 
 def markdown_table(defaults: dict[str, Any]) -> str:
@@ -181,13 +258,19 @@ def markdown_table(defaults: dict[str, Any]) -> str:
     rows = ["| parameter | type | default | meaning |", "|---|---|---|---|"]
     for p in SCHEMA:
         if CAMERA in p.name:
-            shown = defaults.get(p.name.replace(CAMERA, cameras[0])) if cameras else None
+            key = p.name.rsplit(".", 1)[1]
+            if key in DEFAULTABLE:
+                shown = defaults.get(f"{CAMERA_DEFAULTS}.{key}")
+            else:
+                shown = defaults.get(p.name.replace(CAMERA, cameras[0])) if cameras else None
         else:
             shown = defaults.get(p.name)
         allowed = f" ({' / '.join(p.choices)})" if p.choices else ""
         if p.min is not None or p.max is not None:
             allowed = f" (range {p.min} to {p.max})"
         ro = " Read-only while running." if p.read_only else ""
-        name = p.name.replace(CAMERA, "<name>")
-        rows.append(f"| `{name}` | {p.type.__name__} | `{shown!r}` | {p.description}{allowed}.{ro} |")
+        cell = f"`{p.name.replace(CAMERA, '<name>')}`"
+        if CAMERA in p.name and p.name.rsplit(".", 1)[1] in DEFAULTABLE:
+            cell += f" (default `{CAMERA_DEFAULTS}.{p.name.rsplit('.', 1)[1]}`)"
+        rows.append(f"| {cell} | {p.type.__name__} | `{shown!r}` | {p.description}{allowed}.{ro} |")
     return "\n".join(rows)

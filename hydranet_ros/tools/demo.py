@@ -187,7 +187,10 @@ def run(args: argparse.Namespace) -> int:
     from hydranet_ros.ros.bags import BagError
     from hydranet_ros.ros.dds import use_shm_profile
 
-    use_shm_profile()  # before the node starts: it inherits this environment
+    # The node picks its own profile (config/fastdds_node.xml) unless the user chose one: it must not inherit the
+    # one this process (player, recorder) takes.
+    node_env = dict(os.environ)
+    use_shm_profile()
     recording = out / "recording"
     if recording.exists():
         if not (recording / "metadata.yaml").is_file():
@@ -204,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"hydranet demo: ROS_DOMAIN_ID={domain}, discovery on localhost only, logs in {log_dir}", flush=True)
     with open(node_log, "wb") as log:
         node_proc = subprocess.Popen([sys.executable, "-m", "hydranet_ros.ros.node", "--ros-args", "--params-file",
-                                      str(params)], env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+                                      str(params)], env=node_env, stdout=log, stderr=subprocess.STDOUT)
     status = 1
     try:
         _replay_and_record(args, bag, cameras, model, recording, node_proc, t_start)

@@ -3,15 +3,23 @@ optionally, /clock), all streams of a tick with the same stamp, as synchronised 
 
     camera.py PLAN_JSON
 
-PLAN_JSON: {"rate": Hz, "count": ticks (0: until stopped), "clock": bool (publish /clock = the stamp; sim time
-starts at 1000 s and advances by 1/rate per tick), "wait_for": [topics whose subscribers must be seen before the
-first tick], "streams": [STREAM, ...]}
+PLAN_JSON: {"rate": Hz (0: as fast as it can), "count": ticks (0: until stopped), "clock": bool (publish /clock =
+the stamp; sim time starts at 1000 s and advances by 1/rate per tick), "wait_for": [topics whose subscribers must
+be matched before the first tick: a subscription that cannot receive from us yet, such as a reliable one while we
+publish best effort, does not count], "stock": bool (Fast DDS in its default configuration, as a camera driver on
+a vehicle runs: none of our profile), "warmup": n (first publish n tiny 16x16 frames on every stream, 0.2 s apart,
+so that the subscriber sees each publisher's first sequence number), "start_at": wall-clock time (s since the epoch)
+of the first tick, after the warm-up (to set several rigs' phases), "streams": [STREAM, ...]}
 
 STREAM: {"topic", "image": path, "size": [w, h] (cv2 INTER_AREA resize; optional), "upscale": k (nearest-neighbour
 k x upscale after that; optional), "encoding": "rgb8" | "bgr8" | "mono8" | "jpeg" | "png" (the last two publish
-CompressedImage), "qos": "best_effort" | "reliable", "info_topic": topic or null, "intrinsics": JSON path (K for
+CompressedImage), "qos": "best_effort" (depth 1) | "reliable" (keep all) | "default" (reliable, keep last 10: what
+`create_publisher(Image, topic, 10)` gives, the usual camera driver) | "sensor_data" (best effort, keep last 5:
+rclpy's qos_profile_sensor_data) | "reliable_last_1", "info_topic": topic or null, "intrinsics": JSON path (K for
 the stream's size), "frame_id", "bad": [BAD, ...] (each tick publishes the next bad message of the list instead of
 the image, cyclically), "bad_info": bool (CameraInfo with NaN in K)}
+
+At the end it prints one JSON line: {"published": {topic: messages published, warm-up included}}.
 
 BAD: unknown_encoding | step_mismatch | truncated | empty | corrupt_jpeg | truncated_jpeg | zero_size | huge
 """
@@ -19,6 +27,7 @@ BAD: unknown_encoding | step_mismatch | truncated | empty | corrupt_jpeg | trunc
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -37,6 +46,9 @@ from hydranet_ros.ros.dds import use_shm_profile
 QOS = {
     "best_effort": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT),
     "reliable": QoSProfile(history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE),
+    "default": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE),
+    "sensor_data": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT),
+    "reliable_last_1": QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE),
 }
 
 
@@ -93,7 +105,10 @@ def bad_message(kind: str, rgb: np.ndarray, header: Header) -> Image | Compresse
 
 def main() -> int:
     plan = json.loads(sys.argv[1])
-    use_shm_profile()
+    if plan.get("stock"):
+        os.environ.pop("FASTRTPS_DEFAULT_PROFILES_FILE", None)  # stock: no profile, whatever the environment says
+    else:
+        use_shm_profile()
     rclpy.init()
     node = rclpy.create_node("test_camera_rig")
     streams = plan["streams"]
@@ -109,16 +124,29 @@ def main() -> int:
                      if s.get("intrinsics") else None)
     clock_pub = node.create_publisher(Clock, "/clock", 10) if plan.get("clock") else None
     deadline = time.monotonic() + 20
+    by_topic = {s["topic"]: pub for s, pub in zip(streams, pubs, strict=True)}
     for topic in plan.get("wait_for", []):
-        while node.count_subscribers(topic) == 0 and time.monotonic() < deadline:
+        def matched(t: str = topic) -> int:
+            return by_topic[t].get_subscription_count() if t in by_topic else node.count_subscribers(t)
+        while matched() == 0 and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.05)
+    published = {s["topic"]: 0 for s in streams}
+    for _ in range(plan.get("warmup", 0)):
+        tiny = np.zeros((16, 16, 3), np.uint8)
+        for s, pub in zip(streams, pubs, strict=True):
+            pub.publish(good_message(tiny, s.get("encoding", "rgb8"), Header(
+                stamp=node.get_clock().now().to_msg(), frame_id=s.get("frame_id", "camera_test"))))
+            published[s["topic"]] += 1
+        time.sleep(0.2)
+    if "start_at" in plan:
+        time.sleep(max(0.0, plan["start_at"] - time.time()))
     rate, count = plan["rate"], plan.get("count", 0)
     print(f"camera rig: {len(streams)} stream(s) at {rate} Hz", flush=True)
     tick, start = 0, time.monotonic()
     try:
         while count == 0 or tick < count:
             if clock_pub is not None:
-                ns = int(1000e9 + tick * 1e9 / rate)
+                ns = int(1000e9 + tick * 1e9 / (rate or 1000))  # rate 0: stamps 1 ms apart
                 stamp = Time(sec=ns // 10**9, nanosec=ns % 10**9)
                 clock_pub.publish(Clock(clock=stamp))
             else:
@@ -134,15 +162,18 @@ def main() -> int:
                         info.k = [float("nan")] * 9
                     info_pub.publish(info)
                 pub.publish(msg)
+                published[s["topic"]] += 1
             tick += 1
-            time.sleep(max(0.0, start + tick / rate - time.monotonic()))
+            if rate > 0:
+                time.sleep(max(0.0, start + tick / rate - time.monotonic()))
         for pub in pubs:
             pub.wait_for_all_acked()
-        print(f"camera rig: published {tick} tick(s)", flush=True)
+        print(f"camera rig: published {tick} tick(s) in {time.monotonic() - start:.2f} s", flush=True)
         time.sleep(1.0)
     except KeyboardInterrupt:
         pass
     finally:
+        print(json.dumps({"published": published}), flush=True)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
