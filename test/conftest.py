@@ -168,8 +168,10 @@ def rclpy_node(ros: RosEnv) -> Iterator:
         rclpy.try_shutdown(context=context)
 
 
-def spin_until(node, predicate: Callable[[], bool], timeout: float, what: str = "condition") -> None:
-    """Spin `node` until `predicate()` holds; fail with `what` after `timeout` seconds."""
+def spin_until(node, predicate: Callable[[], bool], timeout: float,
+               what: str | Callable[[], str] = "condition") -> None:
+    """Spin `node` until `predicate()` holds; fail with `what` after `timeout` seconds (a callable is called
+    then, so that the message can show the state at the timeout)."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -179,7 +181,7 @@ def spin_until(node, predicate: Callable[[], bool], timeout: float, what: str = 
     try:
         while not predicate():
             if time.monotonic() > deadline:
-                pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+                pytest.fail(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
             executor.spin_once(timeout_sec=0.05)
     finally:
         executor.remove_node(node)
