@@ -757,13 +757,16 @@ def summarise_diagnostics(arrays: list[Any]) -> tuple[dict[str, dict[str, Any]],
         keys.sort(key=lambda k: order.get(k, len(order)))
         busy = [p for p in ps if any(_number(p.get(k, "")) is not None for k in keys)]
         latency: dict[str, dict[str, float]] = {}
-        for key in [*keys, "age_at_publish_ms"]:
+        for key in [*keys, "age_at_publish_ms", "stamp_age_at_publish_ms"]:
             means = [v for p in busy if (v := _number(p.get(key, ""))) is not None]
             maxes = [v for p in busy if (v := _number(p.get(key + "_max", p.get(key, "")))) is not None]
+            p95s = [v for p in busy if (v := _number(p.get(key + "_p95", ""))) is not None]
             if means:
                 label = key[len("latency_"):-len("_ms")] if key.startswith("latency_") else key[:-len("_ms")]
                 latency[label] = {"mean": round(float(np.mean(means)), 2), "max": round(float(np.max(maxes)), 2),
                                   "periods": len(means)}
+                if p95s:  # the worst period's p95: a bound, not an average
+                    latency[label]["p95"] = round(float(np.max(p95s)), 2)
         rates = {k: round(float(np.mean(vs)), 2) for k in ("input_rate_hz", "output_rate_hz")
                  if (vs := [v for p in busy if (v := _number(p.get(k, ""))) is not None])}
         last = ps[-1]
@@ -814,14 +817,16 @@ def _summary(bag: Path, index: _Index, frames: list[int], topics: dict[str, dict
 
 def _latency_table(cam: dict[str, Any]) -> list[str]:
     rows = ["| stage | mean (ms) | max (ms) | periods |", "|---|---:|---:|---:|"]
-    stages = {k: v for k, v in cam.get("latency_ms", {}).items() if k != "age_at_publish"}
+    ages = ("age_at_publish", "stamp_age_at_publish")
+    stages = {k: v for k, v in cam.get("latency_ms", {}).items() if k not in ages}
     for k, v in stages.items():
         rows.append(f"| {k} | {v['mean']:.2f} | {v['max']:.2f} | {v['periods']} |")
     if stages:
         rows.append(f"| **all stages (sum of means)** | {sum(v['mean'] for v in stages.values()):.2f} | | |")
-    age = cam.get("latency_ms", {}).get("age_at_publish")
-    if age:
-        rows.append(f"| age at publish (stamp to publish) | {age['mean']:.2f} | {age['max']:.2f} | {age['periods']} |")
+    for key, what in zip(ages, ("arrival in the node to publish", "frame's stamp to publish"), strict=True):
+        if age := cam.get("latency_ms", {}).get(key):
+            p95 = f", p95 {age['p95']:.2f}" if "p95" in age else ""
+            rows.append(f"| age at publish ({what}{p95}) | {age['mean']:.2f} | {age['max']:.2f} | {age['periods']} |")
     return rows
 
 
@@ -851,7 +856,7 @@ def _texts(bag: Path, out: Path, index: _Index, s: dict[str, Any], video: Path, 
         lines.append(f"/diagnostics: {cam['periods_with_frames']} of {cam['periods']} periods had frames; in "
                      f"{cam.get('input_rate_hz', 'n/a')} Hz, out {cam.get('output_rate_hz', 'n/a')} Hz; received "
                      f"{t.get('received_total', '?')}, published {t.get('published_total', '?')}, dropped: "
-                     f"{drops or 'n/a'}")
+                     f"{drops or 'n/a'}, lost before reaching the node: {t.get('lost_in_transport_total', 'n/a')}")
         table = _latency_table(cam)
     lines += [f"note: {n}" for n in index.notes]
     text = "\n".join([*lines, *table, f"wrote {video.name} ({s['frames']} frames at {s['fps']:.1f} fps), "
