@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/node_latency.py [--cameras 1,4] [--rate 30] [--paced-rate 3] [--seconds 20]
 
-Each run has three processes in a fresh ROS domain (loopback discovery, the shared-memory Fast DDS profile):
+Each run has three processes in a fresh ROS domain (loopback discovery; each process its own Fast DDS profile):
 the camera rig (test/procs/camera.py: N 1280x720 rgb8 best-effort streams, every stream of a tick stamped with
 the tick's publish time), hydranet_node (live mode, max_age_ms 5000 so nothing is dropped as stale), and this
 process, which subscribes reliably to the five outputs of every camera (drivable_area, lane_lines, depth,
@@ -54,7 +54,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from tqdm import tqdm
 from vision_msgs.msg import Detection2DArray
 
-from hydranet_ros.ros.dds import use_shm_profile
+from hydranet_ros.ros.dds import PROFILE_ENV, use_shm_profile
 from hydranet_ros.runtime.engines import load_engine
 from hydranet_ros.runtime.preprocess import make_batch
 
@@ -67,6 +67,7 @@ OUTPUTS = {"drivable_area": Image, "lane_lines": Image, "depth": Image, "depth/c
 STAGES = ("decode", "preprocess", "infer", "postprocess", "publish")
 RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
 TARGET = 0.15
+USER_PROFILE = os.environ.get(PROFILE_ENV)  # a Fast DDS profile chosen before this script ran, if any
 
 
 def default_model() -> Path:
@@ -119,6 +120,8 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
     """One run: rig + node as processes, this process measuring. Raw numbers, no engine comparison yet."""
     domain = random.randint(1, 200)
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
+    if USER_PROFILE is None:  # each child picks its own (the node's differs from the rig's), not this process's
+        env.pop(PROFILE_ENV, None)
     context = Context()
     rclpy.init(context=context, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("node_latency_bench", context=context)
@@ -148,9 +151,8 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
         params = {"model": str(args.model), "mode": "live", "max_age_ms": 5000, "threads": args.threads,
                   "camera_names": cams}
         for c in cams:
-            params.update({f"cameras.{c}.image_topic": f"/camera/{c}/image_raw", f"cameras.{c}.compressed": False,
-                           f"cameras.{c}.camera_info_topic": "", f"cameras.{c}.fallback_fx": 1000.0,
-                           f"cameras.{c}.frame_id": ""})
+            params.update({f"cameras.{c}.image_topic": f"/camera/{c}/image_raw",
+                           f"cameras.{c}.camera_info_topic": "", f"cameras.{c}.fallback_fx": 1000.0})
         ros_args = [a for k, v in params.items() for a in ("-p", f"{k}:={json.dumps(v)}")]
         start("node", [str(NODE), "--ros-args", *ros_args])
         spin(executor, lambda: all(node.count_publishers(f"/hydranet/{c}/{o}") for c in cams for o in OUTPUTS),
@@ -267,7 +269,7 @@ def main() -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="hydranet_node_latency_"))
     os.environ.update(ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOG_DIR=str(log_dir))
     os.environ.pop("ROS_STATIC_PEERS", None)
-    use_shm_profile()  # before any rclpy.init, here and (through the environment) in the children
+    use_shm_profile()  # before any rclpy.init
     try:
         return measure(args, counts, log_dir, load_engine(args.model, providers=("cpu",), threads=args.threads))
     except KeyboardInterrupt:

@@ -142,3 +142,13 @@ def test_thresholds_change_at_run_time_and_bad_values_are_refused(ros, rclpy_nod
     p = ParameterMsg(name="mode", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="replay"))
     read_only = _call(node, set_client, SetParameters.Request(parameters=[p])).results[0]
     assert not read_only.successful, "mode is read-only while running"
+    # A camera's fallback focal length applies from the next frame (the camera has no camera_info here).
+    diags: list[DiagnosticArray] = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+
+    def focal_from() -> str:
+        return next((_values(s)["focal_length_from"] for a in reversed(diags) for s in a.status
+                     if s.name == "hydranet: camera front"), "")
+    spin_until(node, lambda: focal_from() == "canonical", 15.0, "a status without a focal length")
+    assert set_double("cameras.front.fallback_fx", 800.0).successful
+    spin_until(node, lambda: focal_from() == "fallback_fx", 15.0, "the fallback focal length in use")

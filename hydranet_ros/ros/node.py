@@ -370,6 +370,9 @@ class HydraNetNode(LifecycleNode):
         for change in changes:
             if change.name in schema:  # a plain dict store: the inference thread reads single keys
                 self.values[change.name] = change.value
+                camera, _, key = change.name.removeprefix("cameras.").rpartition(".")
+                if key == "fallback_fx" and camera in getattr(self, "cameras", {}):
+                    self.cameras[camera].fallback_fx = float(change.value)
         return SetParametersResult(successful=True)
 
     # --- inputs (executor thread) -------------------------------------------------------------------
