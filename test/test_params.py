@@ -94,6 +94,17 @@ def test_camera_info_topic_auto_follows_image_transport(setting, topic, compress
     assert P.camera_info_topic(setting, topic, compressed) == expected
 
 
+def test_params_files_are_typed_as_rcl_types_them(tmp_path):
+    """YAML 1.1 (PyYAML) and ROS 2's parser disagree on some scalars; the check must agree with the node."""
+    f = tmp_path / "scalars.yaml"
+    f.write_text("/**:\n  ros__parameters:\n    a: 1e3\n    b: .5\n    c: yes\n    d: 0x10\n    e: '1e3'\n"
+                 "    f: 010\n    g: 1_000\n    h: -2E-3\n    i: .inf\n    j: [x, 'y']\n    k: Off\n    l: \"true\"\n")
+    v = P.load_params_file(f)
+    assert v == {"a": 1000.0, "b": 0.5, "c": True, "d": 16, "e": "1e3", "f": 8, "g": "1_000", "h": -0.002,
+                 "i": float("inf"), "j": ["x", "y"], "k": False, "l": "true"}
+    assert type(v["a"]) is float and type(v["d"]) is int and type(v["e"]) is str
+
+
 def test_params_file_errors_name_the_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("hydranet:\n  mode: live\n")
@@ -114,6 +125,9 @@ FILES = {
     "two_cameras": ("camera_names: [left, right]\ncameras:\n  left:\n    image_topic: /left/image_raw\n"
                     "  right:\n    image_topic: /right/image_raw/compressed\n    compressed: true\n    qos: reliable\n"
                     "camera_defaults:\n  fallback_fx: 900\nmax_age_ms: 350\n"),
+    # Scalars as rcl types them (not as YAML 1.1 does): 1e3 is a number, yes a bool, 0x100 hex, 010 octal.
+    "rcl_scalars": ("camera_defaults:\n  fallback_fx: 1e3\nscore_threshold: .5\nfp16: yes\nmax_age_ms: 0x100\n"
+                    "points_stride: 010\n"),
     "typo": "max_age_msec: 100\n",
     "no_topic": "camera_names: [front, rear]\n",
     "bad_qos": "camera_defaults:\n  qos: sometimes\n",
@@ -180,7 +194,7 @@ def test_the_cli_accepts_exactly_what_the_node_accepts_with_the_same_values(ros,
         assert reason in tools[name].stderr, tools[name].stderr
         assert reason in nodes[name].output(), nodes[name].output()
 
-    for name in ("eight_cameras", "two_cameras"):
+    for name in ("eight_cameras", "two_cameras", "rcl_scalars"):
         assert tools[name].returncode == 0, (name, tools[name].stdout, tools[name].stderr)
         expected = _tool_values(tools[name].stdout)
         assert expected.pop("autostart") is True
@@ -196,3 +210,6 @@ def test_the_cli_accepts_exactly_what_the_node_accepts_with_the_same_values(ros,
     assert two["cameras.left.fallback_fx"] == two["cameras.right.fallback_fx"] == 900.0
     assert two["cameras.right.qos"] == "reliable" and two["cameras.left.compressed"] is False
     assert two["max_age_ms"] == 350
+    scalars = _tool_values(tools["rcl_scalars"].stdout)
+    assert (scalars["cameras.front.fallback_fx"], scalars["score_threshold"], scalars["fp16"]) == (1000.0, 0.5, True)
+    assert (scalars["max_age_ms"], scalars["points_stride"]) == (256, 8)

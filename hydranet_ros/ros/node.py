@@ -254,7 +254,8 @@ class HydraNetNode(LifecycleNode):
     # --- inputs: subscriptions that follow the publishers ------------------------------------------------------
     def _subscribe(self, cam: Camera, reliability: str) -> None:
         """(Re)subscribe `cam` with `reliability`. The old subscription goes first: two at once would hand over
-        the same frames twice; a frame sent in between is counted as lost by the sequence numbers."""
+        the same frames twice. A frame sent in between reached neither, and shows as a gap in the publisher's
+        sequence numbers (counted with the overruns: DDS never knew it was meant for us)."""
         if cam.subscription is not None:
             self.destroy_subscription(cam.subscription)
         msg_type = CompressedImage if cam.compressed else Image
@@ -487,8 +488,9 @@ class HydraNetNode(LifecycleNode):
     def predicted_pass_s(self, batch_size: int) -> float:
         """The median of the recent passes of this batch size (of any, if none), decode to last publish; 0 before
         the first."""
-        same = [t for n, t in self.pass_times if n == batch_size]
-        recent = same or [t for _, t in self.pass_times]
+        passes = list(self.pass_times)  # a copy: the inference thread appends while diagnostics read
+        same = [t for n, t in passes if n == batch_size]
+        recent = same or [t for _, t in passes]
         return statistics.median(recent) if recent else 0.0
 
     def _drop_frames_that_cannot_make_it(self, frames: list[Frame], max_age: float) -> list[Frame]:
@@ -626,10 +628,11 @@ def loss_hint(reliability: str, mode: str) -> str:
         return ("the camera publishes best effort, so a lost fragment loses its frame: publish reliable (the "
                 "node then subscribes reliable and fragments are repaired), or raise net.core.rmem_max"
                 f"{rmem_text} to 32 MiB; README, 'Transport'")
-    where = "the node fell behind a camera publishing faster than it can take frames" if mode == "replay" else (
-        "the node's executor fell behind")
-    return ("the publisher's history dropped frames before they were delivered (a reliable KEEP_LAST publisher "
-            f"overwrites what is not yet acknowledged), or {where}: publish with KEEP_ALL or a deeper history")
+    advice = ("in replay mode the node takes frames at its own pace: publish keep-all (as `hydranet replay` and "
+              "`ros2 bag play` do) or with a deeper history") if mode == "replay" else (
+        "its history is shorter than delivery takes: give it a deeper history")
+    return ("the publisher's history overwrote them before they were delivered (a reliable keep-last publisher "
+            f"drops what is not yet acknowledged); {advice}")
 
 
 def with_default_params(args: list[str]) -> list[str]:

@@ -15,6 +15,7 @@ Plain Python, no rclpy: the node turns these into ParameterDescriptors (see node
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,17 +171,67 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+class _Plain(str):
+    """An unquoted YAML scalar, typed later the way rcl types it (see _rcl_value)."""
+
+
+class _RclLoader(yaml.SafeLoader):
+    """YAML as ROS 2's params-file parser (rcl_yaml_param_parser) reads it, so that a file checked here means what
+    it means to the node: every unquoted scalar is typed by rcl's rules, not YAML 1.1's (`1e3` is a number to
+    rcl and a string to PyYAML; `1_000` the reverse)."""
+
+    def resolve(self, kind, value, implicit):  # PyYAML calls it with these three
+        if kind is yaml.ScalarNode and implicit[0]:
+            return "tag:hydranet,plain"
+        return super().resolve(kind, value, implicit)
+
+
+_RclLoader.add_constructor("tag:hydranet,plain", lambda loader, node: _Plain(loader.construct_scalar(node)))
+_TRUE = {"Y", "y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"}
+_FALSE = {"N", "n", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"}
+_INT = re.compile(r"\s*[+-]?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+_FLOAT = re.compile(r"\s*[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE)
+_YAML_SPECIAL = {".nan": math.nan, ".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf}
+
+
+def _rcl_value(value: Any) -> Any:
+    """rcl's get_value(): bool words, then a whole strtol (base 0: hex, octal) that fits int64, then a whole
+    strtod, else the string itself. Quoted scalars stay strings."""
+    if isinstance(value, list):
+        return [_rcl_value(v) for v in value]
+    if not isinstance(value, _Plain):
+        return value
+    text = str(value)
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    if _INT.fullmatch(text):
+        digits = text.strip()
+        sign = -1 if digits.startswith("-") else 1
+        digits = digits.lstrip("+-")
+        base = 16 if digits[:2] in ("0x", "0X") else 8 if digits.startswith("0") and len(digits) > 1 else 10
+        number = sign * int(digits, base)
+        if -(2**63) <= number < 2**63:
+            return number
+    if text.lower() in _YAML_SPECIAL:
+        return _YAML_SPECIAL[text.lower()]
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return text
+
+
 def load_params_file(path: Path) -> dict[str, Any]:
-    """Read the `/**: ros__parameters:` section of a ROS 2 params file into dotted names."""
+    """Read the `/**: ros__parameters:` section of a ROS 2 params file into dotted names, typed as rcl types it."""
     try:
-        doc = yaml.safe_load(Path(path).read_text())
+        doc = yaml.load(Path(path).read_text(), Loader=_RclLoader)  # a SafeLoader: no Python objects
     except (OSError, yaml.YAMLError) as exc:
         raise ParameterError(f"cannot read parameter file {path}: {exc}") from exc
     try:
         section = doc["/**"]["ros__parameters"]
     except (TypeError, KeyError):
         raise ParameterError(f"{path}: expected a '/**: ros__parameters:' mapping") from None
-    return flatten(section)
+    if not isinstance(section, dict):
+        raise ParameterError(f"{path}: '/**: ros__parameters:' must be a mapping")
+    return {str(k): _rcl_value(v) for k, v in flatten(section).items()}
 
 
 def _coerce(p: Param, value: Any) -> Any:
