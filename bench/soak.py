@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from node_latency import default_model, stop  # bench/ is on sys.path when a script of it runs
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -53,17 +54,6 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def model_path() -> Path:
-    from hydranet_ros.runtime.contract import default_model_path
-
-    if default_model_path().is_file():
-        return default_model_path()
-    sys.path.insert(0, str(REPO / "bench"))
-    from node_latency import default_model
-
-    return default_model()
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0, help="duration (default: %(default)s)")
@@ -85,7 +75,7 @@ def main() -> int:
     if user_profile is None:
         env.pop(PROFILE_ENV, None)  # the node takes its own
     cams = [f"cam{i}" for i in range(args.cameras)]
-    model = model_path()
+    model = default_model()
     params = {"model": str(model), "mode": args.mode, "max_age_ms": args.max_age_ms, "camera_names": cams}
     for c in cams:
         params.update({f"cameras.{c}.image_topic": f"/camera/{c}/image_raw", f"cameras.{c}.camera_info_topic": "",
@@ -131,12 +121,8 @@ def main() -> int:
                     raise SystemExit(f"the node exited ({node.returncode}); see {log_dir}/node.log")
     finally:
         for p in (rig, node):
-            if p is not None and p.poll() is None:
-                p.send_signal(2)
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            if p is not None:
+                stop(p)
         for f in logs:
             f.close()
         executor.shutdown()

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from node_latency import stop  # bench/ is on sys.path when a script of it runs
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
@@ -123,11 +124,7 @@ def one_cell(model: Path, size: tuple[int, int], camera: str, column: str, frame
                 "received": received, "lost_in_transport": lost, "overwritten_in_node": overrun,
                 "reached": received + overrun, "accounted": received + lost + overrun == sent}
     finally:
-        node.send_signal(2)
-        try:
-            node.wait(15)
-        except subprocess.TimeoutExpired:
-            node.kill()
+        stop(node)
         for f in logs:
             f.close()
         executor.shutdown()

@@ -25,6 +25,7 @@ import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
 from hydranet_ros.ros.bags import typestore
+from hydranet_ros.ros.params import camera_info_beside as camera_info_topic  # one naming rule, the node's
 from hydranet_ros.train import importers
 
 IMAGE_MSG = "sensor_msgs/msg/Image"
@@ -126,11 +127,6 @@ def _to_ns(seconds: float) -> int:
     (ns) is only exact to 256 ns, so `round(seconds * 1e9)` would move 1700000000.25 off its quarter second."""
     whole = math.floor(seconds)
     return whole * 10**9 + round((seconds - whole) * 1e9)
-
-
-def camera_info_topic(image_topic: str) -> str:
-    """`/camera/front/image_raw` -> `/camera/front/camera_info`: CameraInfo lives in the image topic's namespace."""
-    return image_topic.rsplit("/", 1)[0] + "/camera_info"
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -139,8 +139,9 @@ def default_config_path() -> Path:
     return config_file("hydranet.yaml")
 
 
-def camera_param(camera: str, key: str) -> str:
-    return f"cameras.{camera}.{key}"
+def _camera_key(name: str) -> str | None:
+    """The per-camera key of a `cameras.<name>.<key>` (or schema `cameras.{camera}.<key>`) name, else None."""
+    return name.rsplit(".", 1)[1] if name.startswith("cameras.") else None
 
 
 def expand(cameras: list[str]) -> list[Param]:
@@ -149,7 +150,7 @@ def expand(cameras: list[str]) -> list[Param]:
     out: list[Param] = []
     for p in SCHEMA:
         if CAMERA in p.name:
-            key = p.name.rsplit(".", 1)[1]
+            key = _camera_key(p.name)
             if key in DEFAULTABLE:
                 out.append(Param(**{**p.__dict__, "name": f"{CAMERA_DEFAULTS}.{key}", "read_only": True,
                                     "description": f"default of cameras.<name>.{key}: {p.description}"}))
@@ -266,10 +267,11 @@ def resolve(given: dict[str, Any], ignorable: set[str] | frozenset[str] = frozen
     for name in sorted(set(given) - set(schema) - set(ignorable)):
         problems.append(f"unknown parameter {name!r} (known: {', '.join(sorted(schema))})")
     for name, p in schema.items():
+        key = _camera_key(name)
         if name in given:
             value = given[name]
-        elif name.startswith("cameras.") and name.rsplit(".", 1)[1] in DEFAULTABLE:
-            value = given.get(f"{CAMERA_DEFAULTS}.{name.rsplit('.', 1)[1]}")
+        elif key in DEFAULTABLE:
+            value = given.get(f"{CAMERA_DEFAULTS}.{key}")
         else:
             value = None
         if value is None:
@@ -285,17 +287,9 @@ def resolve(given: dict[str, Any], ignorable: set[str] | frozenset[str] = frozen
     return values, list(dict.fromkeys(problems))
 
 
-def validate(values: dict[str, Any]) -> list[str]:
-    """Every problem with a set of parameter values (resolve's second half)."""
-    return resolve(values)[1]
-
-
-def camera_info_topic(setting: str, image_topic: str, compressed: bool) -> str:
-    """The CameraInfo topic a camera's `camera_info_topic` setting names ('' for none). `auto` follows
-    image_transport: the info topic is a sibling of the image topic, whose `/compressed` suffix (a transport, not
-    part of the name) is dropped first."""
-    if setting != AUTO:
-        return setting
+def camera_info_beside(image_topic: str, compressed: bool = False) -> str:
+    """image_transport's rule: CameraInfo is a sibling of the image topic, whose `/compressed` suffix (a transport,
+    not part of the name) is dropped first: /a/image_raw and /a/image_raw/compressed -> /a/camera_info."""
     base = image_topic.rstrip("/")
     if compressed and base.endswith("/compressed"):
         base = base[: -len("/compressed")]
@@ -303,17 +297,21 @@ def camera_info_topic(setting: str, image_topic: str, compressed: bool) -> str:
     return f"{parent}{sep}camera_info"
 
 
+def camera_info_topic(setting: str, image_topic: str, compressed: bool) -> str:
+    """The CameraInfo topic a camera's `camera_info_topic` setting names ('' for none; `auto`: beside the image)."""
+    return camera_info_beside(image_topic, compressed) if setting == AUTO else setting
+
+
 def markdown_table(defaults: dict[str, Any]) -> str:
     """The README's parameter table, from the schema and the defaults file."""
     cameras = defaults.get("camera_names", [])
     rows = ["| parameter | type | default | meaning |", "|---|---|---|---|"]
     for p in SCHEMA:
-        if CAMERA in p.name:
-            key = p.name.rsplit(".", 1)[1]
-            if key in DEFAULTABLE:
-                shown = defaults.get(f"{CAMERA_DEFAULTS}.{key}")
-            else:
-                shown = defaults.get(p.name.replace(CAMERA, cameras[0])) if cameras else None
+        key = _camera_key(p.name)
+        if key in DEFAULTABLE:
+            shown = defaults.get(f"{CAMERA_DEFAULTS}.{key}")
+        elif key is not None:
+            shown = defaults.get(p.name.replace(CAMERA, cameras[0])) if cameras else None
         else:
             shown = defaults.get(p.name)
         allowed = f" ({' / '.join(p.choices)})" if p.choices else ""
@@ -321,7 +319,7 @@ def markdown_table(defaults: dict[str, Any]) -> str:
             allowed = f" (range {p.min} to {p.max})"
         ro = " Read-only while running." if p.read_only else ""
         cell = f"`{p.name.replace(CAMERA, '<name>')}`"
-        if CAMERA in p.name and p.name.rsplit(".", 1)[1] in DEFAULTABLE:
-            cell += f" (default `{CAMERA_DEFAULTS}.{p.name.rsplit('.', 1)[1]}`)"
+        if key in DEFAULTABLE:
+            cell += f" (default `{CAMERA_DEFAULTS}.{key}`)"
         rows.append(f"| {cell} | {p.type.__name__} | `{shown!r}` | {p.description}{allowed}.{ro} |")
     return "\n".join(rows)
