@@ -11,7 +11,9 @@ from pathlib import Path
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", type=Path, help="image files (jpg, png), published in this order")
     p.add_argument("--topic", default="/camera/front/image_raw", help="image topic (default: %(default)s)")
-    p.add_argument("--camera-info-topic", default="", help="CameraInfo topic (default: next to the image topic)")
+    p.add_argument("--camera-info-topic", default="",
+                   help="CameraInfo topic (default: next to the image topic, as image_transport and hydranet_node "
+                        "name it: /a/image_raw/compressed -> /a/camera_info)")
     p.add_argument("--intrinsics", type=Path, help="intrinsics JSON (image_size_wh, K, dist_k1k2p1p2k3) for CameraInfo")
     p.add_argument("--frame-id", default="camera_front_optical", help="header.frame_id (default: %(default)s)")
     p.add_argument("--encoding", default="rgb8", choices=("rgb8", "bgr8", "mono8", "jpeg", "png"),
@@ -33,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hydranet_ros.ros.convert import camera_info_from_json, numpy_to_image
     from hydranet_ros.ros.dds import use_shm_profile
+    from hydranet_ros.ros.params import camera_info_beside
 
     if args.rate <= 0:
         print("hydranet publish-image: --rate must be > 0", file=sys.stderr)
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         frames.append((path, bgr))
 
     compressed = args.encoding in ("jpeg", "png")
-    info_topic = args.camera_info_topic or args.topic.rsplit("/", 1)[0] + "/camera_info"
+    info_topic = args.camera_info_topic or camera_info_beside(args.topic, compressed)
     use_shm_profile()
     rclpy.init(args=[sys.argv[0]])
     node = rclpy.create_node("hydranet_publish_image")
