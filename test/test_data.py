@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -144,3 +146,94 @@ def test_manifest_round_trip_and_line_errors(tmp_path) -> None:
     (tmp_path / "bad.jsonl").write_text(bad)
     with pytest.raises(ManifestError, match=r"bad.jsonl:2: .*x2 < x1"):
         read_manifest(tmp_path / "bad.jsonl")
+
+
+def test_rolled_geometry_moves_points_and_intrinsics_like_a_rolled_camera() -> None:
+    # Rolling the image by theta about any point = the camera rolled about its optical axis (square pixels) with
+    # the principal point moved: a 3D point, rotated by the roll, projects with the new intrinsics to the moved pixel.
+    k = (700.0, 700.0, 640.0, 360.0)
+    for flip in (False, True):
+        geo = Geometry(scale=0.5, dx=-20.0, dy=15.0, width=384, height=224, flip=flip, roll=math.radians(7))
+        fx, fy, cx, cy = geo.intrinsics(k)
+        for x3, y3, z3 in [(2.0, 0.7, 15.0), (-5.0, 1.5, 30.0), (0.0, -2.0, 8.0)]:
+            u, v = k[0] * x3 / z3 + k[2], k[1] * y3 / z3 + k[3]
+            pu, pv = geo.points(np.array(u), np.array(v))
+            c, s = math.cos(geo.roll), math.sin(geo.roll)
+            xr, yr = c * x3 - s * y3, s * x3 + c * y3
+            if flip:  # a mirrored camera sees x as -x; centre indices mirror to W-1-x (see the test above)
+                xr, pu = -xr, pu - 1
+            assert fx * xr / z3 + cx == pytest.approx(float(pu), abs=1e-6)
+            assert fy * yr / z3 + cy == pytest.approx(float(pv), abs=1e-6)
+
+
+def test_roll_keeps_boxes_masks_and_depth_on_their_pixels(shared_assets) -> None:
+    """A strong roll (8 degrees) on a real synthetic frame: boxes still enclose their vehicles, lanes stay on the
+    road, and each depth pixel holds the metres of the source pixel it came from."""
+    from hydranet_ros.train.manifest import read_depth, read_segmentation
+
+    sample = sim_sample(shared_assets, "000120")
+    vehicle = dict(sample.labels["drivable_area"], map={"4": 1}, default=0)
+    ds = MultiTaskDataset([sample], SPEC, augment=Augment(scale=(0.8, 1.2), roll_deg=8.0, colour=0.0, hue_deg=0),
+                          crop=(320, 192), seed=5)
+    src_metres = np.maximum(read_depth(sample.labels["depth"]), 1e-3)
+    torch.manual_seed(1)
+    rolls, inside, ratios = [], [], []
+    for _ in range(10):
+        item = ds[0]
+        geo = item["geometry"]
+        rolls.append(abs(geo.roll))
+        vmask = geo.warp(read_segmentation(vehicle), nearest=True, fill=0)
+        for x1, y1, x2, y2, _ in item["boxes"]["detections"].numpy():
+            inside.append(vmask[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))].mean())
+        drivable, lanes = item["targets"]["drivable_area"].numpy(), item["targets"]["lane_lines"].numpy()
+        assert np.all(drivable[lanes == 1] == 1)
+        depth = item["targets"]["depth"].numpy()
+        ys, xs = np.nonzero(depth > 0)
+        m = geo.affine()
+        px = (geo.width - 1 - xs) if geo.flip else xs
+        src = np.linalg.solve(m[:, :2], np.stack([px - m[0, 2], ys - m[1, 2]]))
+        sx = np.clip(np.round(src[0]).astype(int), 0, 639)
+        sy = np.clip(np.round(src[1]).astype(int), 0, 383)
+        fx = geo.intrinsics(SIM_K)[0]
+        ratios.append(np.median(depth[ys, xs] * fx / SIM_K[0] / src_metres[sy, sx]))
+    assert max(rolls) > math.radians(3), "the roll is drawn up to roll_deg"
+    assert len(inside) > 10 and np.median(inside) > 0.35
+    np.testing.assert_allclose(ratios, 1.0, atol=0.02)
+
+
+def test_weather_changes_pixels_only(shared_assets) -> None:
+    """Night, fog, glare, rain, blur and noise leave every label as it was (same geometry, same targets and boxes)
+    and leave the letterbox padding at the runtime's fill."""
+    from hydranet_ros.train.data import PAD_RGB
+    from hydranet_ros.train.photometric import CONDITIONS, Weather
+
+    sample = sim_sample(shared_assets, "000120")
+    plain = Augment(scale=(0.4, 0.45), colour=0.0, hue_deg=0)  # small: the crop has padding around the content
+    for condition in CONDITIONS:
+        weathered = Augment(scale=(0.4, 0.45), colour=0.0, hue_deg=0, weather=Weather(**{condition: 1.0}))
+        items = []
+        for augment in (plain, weathered):
+            torch.manual_seed(7)
+            items.append(MultiTaskDataset([sample], SPEC, augment=augment, crop=(384, 224), seed=2)[0])
+        a, b = items
+        assert a["geometry"] == b["geometry"]
+        for task in a["targets"]:
+            assert torch.equal(a["targets"][task], b["targets"][task]), (condition, task)
+        assert torch.equal(a["boxes"]["detections"], b["boxes"]["detections"])
+        diff = (a["image"].int() - b["image"].int()).abs().float().mean().item()
+        assert diff > 1.0, f"{condition} did not change the image"
+        padding = a["targets"]["drivable_area"] == 255
+        assert padding.any()
+        assert torch.equal(b["image"][padding], a["image"][padding]), f"{condition} changed the padding"
+        fill = (b["image"][padding] == torch.tensor(PAD_RGB, dtype=torch.uint8)).all(dim=1).float().mean()
+        assert fill > 0.9  # the rest is the content's edge, blended into the fill by the resampling
+
+
+def test_weather_and_roll_are_validated() -> None:
+    from hydranet_ros.train.photometric import Weather
+
+    with pytest.raises(ValueError, match="night"):
+        Weather(night=1.5)
+    with pytest.raises(ValueError, match="roll_deg"):
+        Augment(roll_deg=40)
+    assert Augment(weather={"fog": 0.5}).weather == Weather(fog=0.5)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from conftest import SAMPLES
+from hydranet_ros.model.spec import load_spec
 from hydranet_ros.runtime import engines
 from hydranet_ros.runtime.contract import (
     ModelError,
@@ -49,7 +50,6 @@ def model(tmp_path_factory) -> SimpleNamespace:
 
     from hydranet_ros.model.export import export_onnx
     from hydranet_ros.model.hydra import HydraNet
-    from hydranet_ros.model.spec import load_spec
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("engines")
@@ -278,7 +278,9 @@ def test_contract_of_an_export_and_of_its_checkpoint(model):
     assert [(t.name, t.type) for t in c.tasks] == [("drivable_area", "segmentation"), ("lane_lines", "segmentation"),
                                                    ("depth", "depth"), ("detections", "detection")]
     assert c.task("detections").classes == ("vehicle", "pedestrian", "cyclist")
-    assert c.task("depth").options == {"max_depth": 80.0, "canonical_fx": 554.256}
+    assert c.task("depth").options == {k: load_spec(SPEC).head("depth").options[k] for k in ("max_depth",
+                                                                                          "canonical_fx")}
+    assert c.task("depth").options["canonical_fx"] == 554.256
     assert [t.name for t in c.tasks_of_type("segmentation")] == ["drivable_area", "lane_lines"]
     assert c.outputs["depth"]["dtype"] == "float32" and c.outputs["detections"]["shape"] == ["batch", 100, 6]
     assert c.sha256 == sha256_of(model.onnx)

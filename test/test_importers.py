@@ -154,6 +154,110 @@ def test_kitti_intrinsics_size_and_depth(kitti, shared_assets):
     assert depth.shape == (375, 1242) and 0.01 < (depth > 0).mean() < 0.2  # one sparse LiDAR sweep
 
 
+# --- kitti101: the split, every class, LiDAR depth ----------------------------------------------------------------
+
+KITTI101_COUNTS = {"vehicle": 351, "pedestrian": 52, "cyclist": 18, "ignore": 255}  # Car+Van+Truck, +Person_sitting,
+#                                                                                     Tram + Misc + DontCare
+
+
+def test_kitti101_split_is_respected_and_val_is_marked(shared_assets, tmp_path, capsys):
+    root = shared_assets / "kitti101"
+    split = json.loads((root / "split.json").read_text())
+    parts = {}
+    for name in ("train", "val"):
+        assert cli("kitti", root, "--split", name, "-o", tmp_path / f"{name}.jsonl") == 0
+        parts[name] = read_manifest(tmp_path / f"{name}.jsonl")
+        assert sorted(s.image.stem for s in parts[name]) == sorted(split[name])
+    assert len(parts["train"]) == 80 and len(parts["val"]) == 21
+    # val frames carry the held-out mark, in every manifest they reach (also from an import of all frames).
+    assert all(s.extra.get("held_out") for s in parts["val"]) and not any(s.extra.get("held_out")
+                                                                          for s in parts["train"])
+    everything = importers.import_kitti(root)
+    assert sorted(s.image.stem for s in everything if s.extra.get("held_out")) == sorted(split["val"])
+    counts: dict[str, int] = {}
+    for s in everything:
+        for b in s.labels["detections"]["boxes"]:
+            counts[b[4]] = counts.get(b[4], 0) + 1
+    assert counts == KITTI101_COUNTS
+    assert "--split applies to kitti" in _error(capsys, "frames", root / "image_2", "--split", "val",
+                                                "-o", tmp_path / "x.jsonl")
+
+
+def _error(capsys, *argv) -> str:
+    capsys.readouterr()
+    assert cli(*argv) == 2
+    return capsys.readouterr().err
+
+
+def test_kitti101_lidar_depth_is_metres_on_the_objects_pixels(shared_assets):
+    """The sparse depth PNG decodes to metres at the pixels of the labelled objects: inside each clearly visible
+    object's box (unoccluded, untruncated, < 40 m), the near LiDAR returns lie at the label's own depth (z)."""
+    root = shared_assets / "kitti101"
+    close, checked = 0, 0
+    for s in importers.import_kitti(root):
+        depth = read_depth(s.labels["depth"])
+        assert depth.shape == (s.size[1], s.size[0])
+        p2 = next(ln for ln in (root / f"calib/{s.image.stem}.txt").read_text().splitlines() if ln.startswith("P2:"))
+        p = np.array(p2.split()[1:], dtype=float).reshape(3, 4)
+        assert s.intrinsics == (p[0, 0], p[1, 1], p[0, 2], p[1, 2])
+        for line in (root / f"label_2/{s.image.stem}.txt").read_text().splitlines():
+            f = line.split()
+            if f[0] not in ("Car", "Pedestrian", "Cyclist") or int(f[2]) or float(f[1]) or float(f[13]) > 40:
+                continue
+            x1, y1, x2, y2 = (int(float(v)) for v in f[4:8])
+            inside = depth[y1:y2 + 1, x1:x2 + 1]
+            inside = inside[inside > 0]
+            if inside.size < 5:
+                continue
+            checked += 1
+            close += abs(np.percentile(inside, 10) - float(f[13])) < 3.0
+    assert checked > 100 and close / checked > 0.95
+
+
+def test_trainer_refuses_held_out_frames_by_any_path(shared_assets):
+    from hydranet_ros.train.config import ConfigError
+    from hydranet_ros.train.trainer import refuse_held_out
+
+    root = shared_assets / "kitti101"
+    val = importers.import_kitti(root, split="val")
+    train = importers.import_kitti(root, split="train")
+    refuse_held_out(train, val)  # the clean split passes
+    with pytest.raises(ConfigError, match="held out for evaluation"):
+        refuse_held_out(train + val[:1], [])
+    # The same image brought in unmarked (as a plain folder of frames): caught by its bytes.
+    frames = importers.import_image_folder(root / "image_2")
+    with pytest.raises(ConfigError, match="is the held-out image"):
+        refuse_held_out(frames, val)
+
+
+def test_manifest_split_by_condition_list(shared_assets, tmp_path, capsys):
+    from hydranet_ros.tools import manifest_tool
+
+    def manifest(*argv) -> int:
+        p = argparse.ArgumentParser()
+        manifest_tool.add_arguments(p)
+        return manifest_tool.run(p.parse_args([str(a) for a in argv]))
+
+    assert cli("frames", shared_assets / "images/bdd100k", "-o", tmp_path / "bdd.jsonl") == 0
+    listing = tmp_path / "held.yaml"
+    listing.write_text("night: [bdd100k_yolop_3c0e7240-96e390d2.jpg, hybridnets_demo_3.jpg]\n"
+                       "tunnel: ['bdd100k_twinlitenet_cb59*.jpg']\n")
+    assert manifest("split", tmp_path / "bdd.jsonl", "--list", listing, "-o", tmp_path / "train.jsonl",
+                    "--held-out", tmp_path / "held.jsonl") == 0
+    held = read_manifest(tmp_path / "held.jsonl")
+    assert sorted((s.image.name, s.extra["condition"]) for s in held) == [
+        ("bdd100k_twinlitenet_cb5903ec-ab4d55f9.jpg", "tunnel"), ("bdd100k_yolop_3c0e7240-96e390d2.jpg", "night"),
+        ("hybridnets_demo_3.jpg", "night")]
+    assert all(s.extra["held_out"] == "held.yaml" for s in held)
+    train = read_manifest(tmp_path / "train.jsonl")
+    assert len(train) == 11 and not any("held_out" in s.extra for s in train)
+    listing.write_text("night: [no_such_frame.jpg]\n")  # a typo must not silently train on a held-out frame
+    capsys.readouterr()
+    assert manifest("split", tmp_path / "bdd.jsonl", "--list", listing, "-o", tmp_path / "t.jsonl",
+                    "--held-out", tmp_path / "h.jsonl") == 2
+    assert "no_such_frame.jpg" in capsys.readouterr().err
+
+
 # --- BDD100K (fixtures in the official formats) -------------------------------------------------------------------
 
 BDD_A = "bdd100k_yolop_0ace96c3-48481887.jpg"

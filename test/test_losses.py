@@ -25,6 +25,7 @@ from hydranet_ros.train.losses import (
     depth_loss,
     detection_loss,
     get_loss,
+    heatmap_focal_loss,
     segmentation_loss,
 )
 
@@ -176,6 +177,20 @@ def test_depth_log_l1_hand_case() -> None:
     assert depth_loss(pred, target, torch.tensor([True])).item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_depth_log_l1_weighs_a_sparse_lidar_image_like_a_dense_one() -> None:
+    # Image 0 dense (all 48 pixels valid, error log 2), image 1 sparse LiDAR-like (3 valid pixels, error log 4):
+    # per image, then over images -> (log 2 + log 4) / 2, not the pixel-weighted (48 log 2 + 3 log 4) / 51.
+    target = torch.full((2, 6, 8), 10.0)
+    target[1] = 0.0
+    target[1, 2, 1:4] = 10.0
+    pred = torch.stack([torch.full((6, 8), 20.0), torch.full((6, 8), 40.0)])[:, None]
+    loss = depth_loss(pred, target, torch.tensor([True, True]), "log_l1").item()
+    assert loss == pytest.approx((math.log(2) + math.log(4)) / 2, rel=1e-6)
+    # An image with no valid pixel at all takes no part (it is not a zero pulling the mean down).
+    target[1] = 0.0
+    assert depth_loss(pred, target, torch.tensor([True, True]), "log_l1").item() == pytest.approx(math.log(2))
+
+
 def test_depth_silog_ignores_global_scale_more_than_log_l1() -> None:
     target = torch.rand(1, 6, 8) * 20 + 0.5
     scaled = 2.0 * target[:, None]
@@ -233,6 +248,20 @@ def test_detection_loss_lower_for_the_perfect_prediction() -> None:
     present = torch.ones(3, dtype=torch.bool)
     perfect = detection_loss(_perfect_raw(targets), targets, present)
     assert perfect.item() < 0.05 < detection_loss(raw, targets, present).item()
+
+
+def test_detection_class_weights_scale_only_their_class() -> None:
+    raw, targets = _det_case()
+    present = torch.ones(3, dtype=torch.bool)
+    heat = raw[:, :2]
+    base = [heatmap_focal_loss(heat[:, c:c + 1], targets["heat"][:, c:c + 1]) for c in range(2)]
+    npeaks = (targets["heat"] == 1).sum().clamp(min=1)
+    per_class = [b * (targets["heat"][:, c] == 1).sum().clamp(min=1) / npeaks for c, b in enumerate(base)]
+    plain = detection_loss(raw, targets, present)
+    weighted = detection_loss(raw, targets, present, class_weights=[1.0, 4.0])
+    # Class 1's heatmap term counts four times; the size and offset terms are untouched.
+    assert (weighted - plain).item() == pytest.approx(3.0 * per_class[1].item(), rel=1e-4)
+    assert detection_loss(raw, targets, present, class_weights=[1.0, 1.0]).item() == pytest.approx(plain.item())
 
 
 # --- task weighting -----------------------------------------------------------------------------------------------

@@ -111,7 +111,8 @@ def test_fused_onnx_contract(exported, size, batch):
     assert outs["drivable_area"].dtype == np.uint8 and outs["drivable_area"].shape == (batch, h, w)
     assert outs["lane_lines"].max() <= 1 and outs["drivable_area"].max() <= 1
     assert outs["depth"].dtype == np.float32 and outs["depth"].shape == (batch, h, w)
-    assert np.all(outs["depth"] > 0) and np.all(outs["depth"] <= 80.0)
+    cap = load_spec(DEFAULT_SPEC).head("depth").options["max_depth"]
+    assert np.all(outs["depth"] > 0) and np.all(outs["depth"] <= cap)
     det = outs["detections"]
     assert det.dtype == np.float32 and det.shape == (batch, 100, 6)
     assert np.all(np.isfinite(det))

@@ -235,6 +235,20 @@ def test_label_boxes_ignore_band():
         T.label_boxes(d, threshold=0.3, low_threshold=0.5)
 
 
+def test_label_boxes_per_class_bands():
+    d = dets([[0, 0, 100, 100], [300, 0, 400, 100], [500, 0, 600, 100], [700, 0, 800, 100]],
+             [0.52, 0.52, 0.9, 0.3], ["vehicle", "pedestrian", "cyclist", "pedestrian"])
+    # Measured bands: people need 0.55 to be a label (0.35 to be don't-care); no cyclist box is ever trusted.
+    bands = {"pedestrian": (0.55, 0.35), "cyclist": (1.0, 0.25)}
+    assert T.label_boxes(d, 0.5, 0.25, per_class=bands) == [
+        [500.0, 0.0, 600.0, 100.0, "ignore", 0.9],
+        [0.0, 0.0, 100.0, 100.0, "vehicle", 0.52],
+        [300.0, 0.0, 400.0, 100.0, "ignore", 0.52],
+    ]
+    with pytest.raises(ValueError, match="for pedestrian"):
+        T.label_boxes(d, per_class={"pedestrian": (0.3, 0.5)})
+
+
 def test_class_nms_is_per_class_and_ego_hood_is_dropped():
     d = dets([[0, 0, 100, 100], [2, 2, 100, 100], [0, 0, 100, 100],
               [0, 520, 1270, 720],     # the bonnet: as wide as the frame, along its bottom
@@ -336,6 +350,16 @@ def test_pseudo_label_end_to_end(raw_manifest, tmp_path, capsys):
     assert redone[1].labels["detections"]["boxes"] != [[1, 2, 3, 4, "vehicle"]]
     assert [t["teacher"] for t in redone[1].extra["pseudo_labels"]["detections"]["teachers"]] == ["fastestdet"]
     assert redone[0].labels["drivable_area"] == samples[0].labels["drivable_area"]  # untouched
+
+    # Per-class bands: a vehicle threshold of 1 turns every car into a don't-care region; recorded per frame.
+    banded = tmp_path / "banded"
+    assert run_tool(out / "manifest.jsonl", "-o", banded, "--tasks", "detections", "--overwrite",
+                    "--class-thresholds", "vehicle=1:0.3") == 0
+    boxes = read_manifest(banded / "manifest.jsonl")[0].labels["detections"]["boxes"]
+    assert boxes and all(b[4] == "ignore" for b in boxes)
+    assert len(boxes) >= sum(b[4] == "vehicle" for b in new)
+    assert read_manifest(banded / "manifest.jsonl")[0].extra["pseudo_labels"]["detections"]["class_thresholds"] == {
+        "vehicle": [1.0, 0.3]}
 
 
 def test_pseudo_label_missing_teacher_is_a_clear_error(raw_manifest, tmp_path, capsys, monkeypatch):

@@ -28,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = ("examples:\n"
                 "  hydranet import sim ../shared/assets/sim -o data/sim.jsonl --val-fraction 0.15\n"
                 "  hydranet import kitti kitti/training -o data/kitti.jsonl\n"
+                "  hydranet import kitti ../shared/assets/kitti101 --split train -o data/kitti101_train.jsonl\n"
                 "  hydranet import bdd100k labels/det_20/det_train.json --images images/100k/train \\\n"
                 "      --drivable labels/drivable/masks/train -o data/bdd_train.jsonl\n"
                 "  hydranet import frames drive.mp4 --every 10 --intrinsics camera.json -o data/drive.jsonl\n"
@@ -47,6 +48,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--intrinsics", type=Path, metavar="JSON",
                    help="frames, bdd100k: camera intrinsics JSON (K, image_size_wh), scaled to each image's size; "
                         "a bag's CameraInfo takes precedence")
+    g = p.add_argument_group("kitti")
+    g.add_argument("--split", choices=("train", "val"),
+                   help="only the frames SRC/split.json lists under this name (default: every frame; frames listed "
+                        "as val are still marked held out, and training refuses them)")
     g = p.add_argument_group("bdd100k")
     g.add_argument("--images", type=Path, metavar="DIR", help="the images (e.g. bdd100k/images/100k/train)")
     g.add_argument("--drivable", type=Path, metavar="DIR",
@@ -85,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
 # Options that only some kinds read: given to another kind they would be ignored silently, so they are refused.
 KIND_OPTIONS = {
-    "intrinsics": ("frames", "bdd100k"), "images": ("bdd100k",), "drivable": ("bdd100k",),
+    "intrinsics": ("frames", "bdd100k"), "split": ("kitti",), "images": ("bdd100k",), "drivable": ("bdd100k",),
     "max_frames": ("frames",), "frames_dir": ("frames",), "topic": ("frames",), "camera_info_topic": ("frames",),
 }
 
@@ -105,7 +110,7 @@ def _import(args: argparse.Namespace, importers: Any) -> tuple[list[Any], Path |
     if args.kind == "sim":
         return importers.import_sim(args.src, source=args.source or "sim"), None
     if args.kind == "kitti":
-        return importers.import_kitti(args.src, source=args.source or "kitti"), None
+        return importers.import_kitti(args.src, source=args.source or "kitti", split=args.split or "all"), None
     if args.kind == "bdd100k":
         if args.images is None:
             raise importers.ImportDataError("bdd100k needs --images DIR")

@@ -3,10 +3,13 @@
     hydranet manifest stats data/*.jsonl
     hydranet manifest merge a.jsonl b.jsonl -o all.jsonl
     hydranet manifest split all.jsonl --every 3 -o train.jsonl --held-out held_out.jsonl
+    hydranet manifest split all.jsonl --list config/data/real_heldout.yaml -o train.jsonl --held-out held_out.jsonl
     hydranet manifest dedupe train.jsonl --against held_out.jsonl -o train_clean.jsonl
 
 `dedupe` keeps metrics honest: consecutive video frames and stills cut from the same drive are near-copies, so a
-held-out frame must not have a near-twin in training.
+held-out frame must not have a near-twin in training. `split` marks every held-out sample ("held_out": where
+it was decided, and with --list its "condition"), and the trainer refuses marked samples, so a held-out frame cannot
+reach training by a later merge or pseudo-label step either.
 """
 
 from __future__ import annotations
@@ -26,8 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("-o", "--output", type=Path, required=True)
     sp = sub.add_parser("split", help="deterministic split into training and held-out frames")
     sp.add_argument("manifest", type=Path)
-    sp.add_argument("--every", type=int, required=True, metavar="N",
-                    help="every N-th sample (in manifest order, starting at --offset) goes to the held-out set")
+    how = sp.add_mutually_exclusive_group(required=True)
+    how.add_argument("--every", type=int, metavar="N",
+                     help="every N-th sample (in manifest order, starting at --offset) goes to the held-out set")
+    how.add_argument("--list", type=Path, metavar="YAML",
+                     help="held-out frames by condition: {condition: [file-name patterns]} (fnmatch on the image's "
+                          "file name); each held-out sample records its condition for per-condition reports")
     sp.add_argument("--offset", type=int, default=0, metavar="K")
     sp.add_argument("-o", "--output", type=Path, required=True, help="the training manifest to write")
     sp.add_argument("--held-out", type=Path, required=True, help="the held-out manifest to write")
@@ -83,8 +90,40 @@ def stats(samples: list) -> str:
     return "\n".join(lines)
 
 
+def split_by_list(samples: list, list_file: Path) -> tuple[list, list]:
+    """(held out, train): samples whose image file name matches a pattern of `list_file`, tagged with condition."""
+    import fnmatch
+
+    import yaml
+
+    from hydranet_ros.train.manifest import HELD_OUT_KEY, ManifestError
+
+    try:
+        doc = yaml.safe_load(list_file.read_text())
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"{list_file}: not YAML ({exc})") from exc
+    if not isinstance(doc, dict) or not all(isinstance(v, list) and all(isinstance(p, str) for p in v)
+                                            for v in doc.values()):
+        raise ManifestError(f"{list_file}: expected {{condition: [file-name patterns]}}")
+    held, train, used = [], [], set()
+    for s in samples:
+        hits = [(c, p) for c, patterns in doc.items() for p in patterns if fnmatch.fnmatch(Path(s.image).name, p)]
+        if not hits:
+            train.append(s)
+            continue
+        if len({c for c, _ in hits}) > 1:
+            raise ManifestError(f"{s.image} matches patterns of several conditions: {hits}")
+        used.update(p for _, p in hits)
+        s.extra.update({HELD_OUT_KEY: list_file.name, "condition": str(hits[0][0])})
+        held.append(s)
+    unused = [p for v in doc.values() for p in v if p not in used]
+    if unused:  # a typo would silently train on a frame meant to be held out
+        raise ManifestError(f"{list_file}: no frame of the manifest matches {', '.join(unused)}")
+    return held, train
+
+
 def run(args: argparse.Namespace) -> int:
-    from hydranet_ros.train.manifest import ManifestError, read_manifest, write_manifest
+    from hydranet_ros.train.manifest import HELD_OUT_KEY, ManifestError, read_manifest, write_manifest
 
     try:
         if args.action == "stats":
@@ -97,12 +136,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {args.output}: {stats(samples)}")
             return 0 if n else 2
         if args.action == "split":
-            if args.every < 2 or not 0 <= args.offset < args.every:
-                print("hydranet manifest split: need --every >= 2 and 0 <= --offset < --every", file=sys.stderr)
-                return 2
             samples = read_manifest(args.manifest)
-            held = [s for i, s in enumerate(samples) if i % args.every == args.offset]
-            train = [s for i, s in enumerate(samples) if i % args.every != args.offset]
+            if args.list is not None:
+                held, train = split_by_list(samples, args.list)
+            else:
+                if args.every < 2 or not 0 <= args.offset < args.every:
+                    print("hydranet manifest split: need --every >= 2 and 0 <= --offset < --every", file=sys.stderr)
+                    return 2
+                held = [s for i, s in enumerate(samples) if i % args.every == args.offset]
+                train = [s for i, s in enumerate(samples) if i % args.every != args.offset]
+                for s in held:
+                    s.extra[HELD_OUT_KEY] = f"{args.manifest.name}: every {args.every} from {args.offset}"
             write_manifest(args.output, train)
             write_manifest(args.held_out, held)
             print(f"{args.output}: {len(train)} images; {args.held_out}: {len(held)} images")

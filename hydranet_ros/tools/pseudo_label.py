@@ -71,6 +71,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="box score from which a box is a label (default: %(default)s)")
     c.add_argument("--low-threshold", type=float, default=DEFAULTS["low_threshold"], metavar="SCORE",
                    help="box score from which a box is an 'ignore' region; below it, background (default: %(default)s)")
+    c.add_argument("--class-thresholds", type=parse_class_thresholds, default={}, metavar="CLS=HI:LO,...",
+                   help="per-class --threshold:--low-threshold, e.g. pedestrian=0.55:0.35,cyclist=1:0.25 (a "
+                        "threshold of 1 makes every box of the class a don't-care region); measure them with "
+                        "bench/teacher_thresholds.py")
     c.add_argument("--nms-iou", type=float, default=DEFAULTS["nms_iou"], metavar="IOU",
                    help="IoU above which two boxes of a class are one object (default: %(default)s)")
     c.add_argument("--seg-hi", type=float, default=DEFAULTS["seg_hi"], metavar="P",
@@ -112,10 +116,29 @@ def parse_tasks(args: argparse.Namespace) -> list[str]:
     return [k for k in KINDS if k in {lookup[t] for t in asked}]
 
 
+def parse_class_thresholds(text: str) -> dict[str, tuple[float, float]]:
+    """'pedestrian=0.55:0.35,cyclist=1:0.25' -> {"pedestrian": (0.55, 0.35), "cyclist": (1.0, 0.25)}."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        cls, _, band = item.partition("=")
+        hi, _, lo = band.partition(":")
+        try:
+            out[cls.strip()] = (float(hi), float(lo))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: expected CLASS=THRESHOLD:LOW_THRESHOLD") from None
+    return out
+
+
+def lowest_threshold(args: argparse.Namespace) -> float:
+    """The lowest score any class keeps (as a label or a don't-care region): the detectors' cut-off."""
+    return min([args.low_threshold] + [lo for _, lo in args.class_thresholds.values()])
+
+
 def check_thresholds(args: argparse.Namespace) -> None:
-    if not 0.0 <= args.low_threshold <= args.threshold <= 1.0:
-        raise ValueError(f"need 0 <= --low-threshold <= --threshold <= 1, got {args.low_threshold} and "
-                         f"{args.threshold}")
+    for where, (hi, lo) in {"": (args.threshold, args.low_threshold), **args.class_thresholds}.items():
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"need 0 <= low threshold <= threshold <= 1, got {lo} and {hi}"
+                             + (f" for {where}" if where else ""))
     if not 0.0 <= args.seg_lo <= args.seg_hi <= 1.0:
         raise ValueError(f"need 0 <= --seg-lo <= --seg-hi <= 1, got {args.seg_lo} and {args.seg_hi}")
     if not 0.0 < args.nms_iou <= 1.0 or not 0.0 <= args.rider_cover <= 1.0:
@@ -168,7 +191,7 @@ class Labeller:
             self.seg = T.TwinLiteNet(files["twinlitenet"], parse_size(args.seg_size), args.threads)
         if "coco_names" in files:
             names = T.load_names(files["coco_names"])
-            detectors = [cls(files[key], names, args.threads, args.low_threshold, args.nms_iou)
+            detectors = [cls(files[key], names, args.threads, lowest_threshold(args), args.nms_iou)
                          for key, cls in (("fastestdet", T.FastestDet), ("picodet", T.PicoDetS)) if key in files]
             mapping = (T.ClassMapping.parse(args.class_map, args.rider_cover) if args.class_map
                        else T.ClassMapping(rider_cover=args.rider_cover))
@@ -223,13 +246,16 @@ class Labeller:
         return record
 
     def _detections(self, sample: Any, rgb: Any) -> dict[str, Any]:
-        boxes = self.T.label_boxes(self.road(rgb), self.args.threshold, self.args.low_threshold, self.args.nms_iou)
+        boxes = self.T.label_boxes(self.road(rgb), self.args.threshold, self.args.low_threshold, self.args.nms_iou,
+                                   per_class=self.args.class_thresholds)
         task = self.task["detections"]
         sample.labels[task] = {"boxes": boxes}
         self.boxes.update(b[4] for b in boxes)
         self.labelled["detections"] += 1
         return {task: {**self.road.describe(), "threshold": self.args.threshold,
-                       "low_threshold": self.args.low_threshold}}
+                       "low_threshold": self.args.low_threshold,
+                       **({"class_thresholds": {c: list(b) for c, b in self.args.class_thresholds.items()}}
+                          if self.args.class_thresholds else {})}}
 
     def summary(self, total: int, manifest: Path) -> str:
         lines = [f"{total} frames -> {manifest} ({self.kept} already had every label"

@@ -7,8 +7,10 @@
         - {manifest: runs/data/sim_train.jsonl, weight: 1.0}
         - {manifest: runs/data/real_pseudo.jsonl, weight: 1.0}
       val: [runs/data/sim_val.jsonl]
+      held_out: [runs/data/kitti_val.jsonl]      # evaluation frames: training refuses any image whose bytes match
       crop: [320, 192]                           # training crop (W, H); null = the spec's full input size
-      augment: {scale: [0.75, 1.33], flip: true, colour: 0.3}
+      augment: {scale: [0.75, 1.33], flip: true, colour: 0.3, roll_deg: 2,
+                weather: {night: 0.2, fog: 0.1, glare: 0.1, rain: 0.1, blur: 0.1, noise: 0.2}}
     steps: 2000
     batch_size: 8
     optimizer: {lr: 0.002, backbone_lr: 0.0005, weight_decay: 0.0001, warmup_steps: 100}  # AdamW, cosine decay
@@ -45,7 +47,7 @@ FREEZABLE = ("backbone", "decoder", "heads")
 _TOP = {"model", "init", "data", "steps", "batch_size", "optimizer", "losses", "weighting", "pcgrad", "freeze",
         "amp", "workers", "eval_every", "checkpoint_every", "log_every", "seed", "out", "export", "threads",
         "export_path", "card"}
-_DATA = {"train", "val", "crop", "augment"}
+_DATA = {"train", "val", "held_out", "crop", "augment"}
 _OPT = {"lr", "backbone_lr", "weight_decay", "warmup_steps"}
 
 
@@ -59,6 +61,7 @@ class TrainConfig:
     model: Path
     train: list[tuple[Path, float]]
     val: list[Path] = field(default_factory=list)
+    held_out: list[Path] = field(default_factory=list)
     init: Path | None = None
     crop: tuple[int, int] | None = None
     augment: dict[str, Any] = field(default_factory=dict)
@@ -133,6 +136,7 @@ def parse_config(doc: dict[str, Any], path: Path) -> TrainConfig:
     data = doc.get("data")
     train: list[tuple[Path, float]] = []
     val: list[Path] = []
+    held_out: list[Path] = []
     crop = None
     augment: dict[str, Any] = {}
     if not isinstance(data, dict):
@@ -152,7 +156,8 @@ def parse_config(doc: dict[str, Any], path: Path) -> TrainConfig:
             train.append((_path(m, base), float(w)))
         for m in data.get("val") or []:
             val.append(_path(m, base))
-        for p in [t for t, _ in train] + val:
+        held_out = [_path(m, base) for m in data.get("held_out") or []]
+        for p in [t for t, _ in train] + val + held_out:
             if not p.is_file():
                 problems.append(f"data: manifest {p} does not exist")
         if data.get("crop") is not None:
@@ -163,9 +168,18 @@ def parse_config(doc: dict[str, Any], path: Path) -> TrainConfig:
             else:
                 crop = (c[0], c[1])
         augment = data.get("augment") or {}
-        if not isinstance(augment, dict) or set(augment) - {"scale", "flip", "colour", "hue_deg"}:
-            problems.append(f"data.augment: expected keys scale, flip, colour, hue_deg; got {augment!r}")
+        keys = {"scale", "flip", "colour", "hue_deg", "roll_deg", "weather"}
+        if not isinstance(augment, dict) or set(augment) - keys:
+            problems.append(f"data.augment: expected keys {', '.join(sorted(keys))}; got {augment!r}")
             augment = {}
+        else:
+            try:
+                from hydranet_ros.train.data import Augment
+
+                Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()})
+            except (TypeError, ValueError) as exc:
+                problems.append(f"data.augment: {exc}")
+                augment = {}
 
     opt = doc.get("optimizer") or {}
     if not isinstance(opt, dict):
@@ -196,7 +210,7 @@ def parse_config(doc: dict[str, Any], path: Path) -> TrainConfig:
         problems.append(f"amp: auto, on or off, got {amp!r}")
 
     cfg = TrainConfig(
-        path=path, model=model, train=train, val=val, crop=crop, augment=augment,
+        path=path, model=model, train=train, val=val, held_out=held_out, crop=crop, augment=augment,
         init=_path(doc["init"], base) if doc.get("init") else None,
         steps=number(doc, "steps", 1000, int, 1),
         batch_size=number(doc, "batch_size", 8, int, 1),

@@ -33,6 +33,7 @@ from hydranet_ros.train.manifest import (
     read_depth,
     read_segmentation,
 )
+from hydranet_ros.train.photometric import Weather
 
 PAD_RGB = (124, 116, 104)  # the runtime's letterbox fill (hydranet_ros.runtime.preprocess.PAD_RGB)
 MIN_BOX_PX = 2.0  # boxes narrower or lower than this after the transform are dropped (CenterNet skips < 1 cell)
@@ -41,12 +42,16 @@ MIN_VISIBLE = 0.4  # a box cut by the crop to less than this fraction of its are
 
 @dataclass(frozen=True)
 class Augment:
-    """Random augmentations for training. scale: multiplier range around the letterbox scale (log-uniform)."""
+    """Random augmentations for training. scale: multiplier range around the letterbox scale (log-uniform);
+    roll_deg: the camera rolled about its optical axis by up to this many degrees; weather: probabilities of the
+    photometric conditions of `photometric.Weather` (night, fog, glare, rain, blur, noise)."""
 
     scale: tuple[float, float] = (0.75, 1.33)
     flip: bool = True
     colour: float = 0.3  # strength of brightness / contrast / saturation jitter (0 = off)
     hue_deg: float = 5.0
+    roll_deg: float = 0.0
+    weather: Weather = Weather()
 
     def __post_init__(self) -> None:
         lo, hi = self.scale
@@ -54,11 +59,19 @@ class Augment:
             raise ValueError(f"augment scale must be 0 < min <= max, got {self.scale}")
         if not 0 <= self.colour < 1:
             raise ValueError(f"augment colour must be in [0, 1), got {self.colour}")
+        if not 0 <= self.roll_deg <= 15:
+            raise ValueError(f"augment roll_deg must be in [0, 15], got {self.roll_deg}")
+        if isinstance(self.weather, dict):
+            object.__setattr__(self, "weather", Weather(**self.weather))
 
 
 @dataclass(frozen=True)
 class Geometry:
-    """Source pixels -> output pixels: x' = x * scale + dx (then mirrored in an output `width` wide if flip)."""
+    """Source pixels -> output pixels: x' = scale * x + (dx, dy), rolled by `roll` radians about the output's centre,
+    then mirrored in an output `width` wide if flip.
+
+    A roll about any point is a camera rolled about its optical axis (square pixels): depth along the axis is
+    unchanged, fx and fy scale, and the principal point moves with the pixels (`intrinsics`)."""
 
     scale: float
     dx: float
@@ -66,25 +79,44 @@ class Geometry:
     width: int
     height: int
     flip: bool
+    roll: float = 0.0
+
+    def affine(self) -> np.ndarray:
+        """The 2x3 matrix of the mapping before the mirror."""
+        c, s = math.cos(self.roll), math.sin(self.roll)
+        rot = np.array([[c, -s], [s, c]])
+        centre = np.array([self.width / 2, self.height / 2])
+        t = rot @ (np.array([self.dx, self.dy]) - centre) + centre
+        return np.concatenate([self.scale * rot, t[:, None]], axis=1)
+
+    def points(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = self.affine()
+        x2 = m[0, 0] * x + m[0, 1] * y + m[0, 2]
+        y2 = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+        return (self.width - x2 if self.flip else x2), y2
 
     def points_x(self, x: np.ndarray) -> np.ndarray:
-        x = x * self.scale + self.dx
-        return self.width - x if self.flip else x
+        """x' of points (no roll: x' does not depend on y then)."""
+        assert self.roll == 0, "points_x needs roll == 0; use points(x, y)"
+        return self.points(x, np.zeros_like(x))[0]
 
     def points_y(self, y: np.ndarray) -> np.ndarray:
-        return y * self.scale + self.dy
+        assert self.roll == 0, "points_y needs roll == 0; use points(x, y)"
+        return self.points(np.zeros_like(y), y)[1]
 
     def intrinsics(self, k: Sequence[float]) -> tuple[float, float, float, float]:
         fx, fy, cx, cy = k
+        m = self.affine()
+        cx2 = m[0, 0] * cx + m[0, 1] * cy + m[0, 2]
+        cy2 = m[1, 0] * cx + m[1, 1] * cy + m[1, 2]
         # Pixel centres: index i covers [i, i+1), so continuous x mirrors to W - x and the centre index i to W-1-i.
-        cx2 = cx * self.scale + self.dx
         if self.flip:
             cx2 = self.width - 1 - cx2
-        return fx * self.scale, fy * self.scale, cx2, cy * self.scale + self.dy
+        return fx * self.scale, fy * self.scale, float(cx2), float(cy2)
 
     def warp(self, img: np.ndarray, nearest: bool, fill: float | tuple[int, ...]) -> np.ndarray:
         """Resample `img` into the output frame; outside the source takes `fill`."""
-        m = np.array([[self.scale, 0, self.dx], [0, self.scale, self.dy]], dtype=np.float64)
+        m = self.affine()
         # Nearest for class ids and sparse depth (no blending); area when shrinking an image, else bilinear.
         interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
         if interp == cv2.INTER_AREA:
@@ -93,7 +125,7 @@ class Geometry:
             small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
             sx = small.shape[1] / img.shape[1]
             sy = small.shape[0] / img.shape[0]
-            m = np.array([[self.scale / sx, 0, self.dx], [0, self.scale / sy, self.dy]], dtype=np.float64)
+            m = np.concatenate([m[:, :2] @ np.diag([1 / sx, 1 / sy]), m[:, 2:]], axis=1)
             img, interp = small, cv2.INTER_LINEAR
         out = cv2.warpAffine(img, m, (self.width, self.height), flags=interp, borderMode=cv2.BORDER_CONSTANT,
                              borderValue=fill)
@@ -123,7 +155,8 @@ def plan_geometry(src_w: int, src_h: int, net_w: int, net_h: int, out_w: int, ou
         new_w, new_h = min(max(round(src_w * scale), 1), out_w), min(max(round(src_h * scale), 1), out_h)
         return Geometry(scale, (out_w - new_w) // 2, (out_h - new_h) // 2, out_w, out_h, False)
     flip = augment.flip and rng.random() < 0.5
-    return Geometry(scale, offset(new_w, out_w), offset(new_h, out_h), out_w, out_h, flip)
+    roll = math.radians(rng.uniform(-augment.roll_deg, augment.roll_deg)) if augment.roll_deg else 0.0
+    return Geometry(scale, offset(new_w, out_w), offset(new_h, out_h), out_w, out_h, flip, roll)
 
 
 def colour_jitter(rgb: np.ndarray, augment: Augment, rng: random.Random) -> np.ndarray:
@@ -150,8 +183,8 @@ def transform_boxes(boxes: np.ndarray, ignore: np.ndarray, geo: Geometry) -> tup
     """Boxes [N, 5] and ignore regions [M, 4] into the output frame; boxes cut too much by the crop become ignore."""
 
     def move(b: np.ndarray) -> np.ndarray:
-        xs = geo.points_x(b[:, [0, 2]])
-        ys = geo.points_y(b[:, [1, 3]])
+        # All four corners: under a roll the moved box is the one enclosing the rotated rectangle.
+        xs, ys = geo.points(b[:, [0, 2, 2, 0]], b[:, [1, 1, 3, 3]])
         return np.stack([xs.min(1), ys.min(1), xs.max(1), ys.max(1)], axis=1)
 
     moved = move(boxes[:, :4]) if len(boxes) else np.zeros((0, 4), np.float32)
@@ -233,6 +266,7 @@ class MultiTaskDataset(Dataset):
         rgb = geo.warp(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), nearest=False, fill=PAD_RGB)
         if self.augment is not None:
             rgb = colour_jitter(rgb, self.augment, rng)
+            rgb = self.augment.weather.apply(rgb, rng, valid=geo.warp(np.ones((src_h, src_w), np.uint8), True, 0))
         item: dict[str, Any] = {"image": torch.from_numpy(np.ascontiguousarray(rgb)), "present": {},
                                 "targets": {}, "boxes": {}, "ignore": {}, "index": index, "geometry": geo}
         for name, head in self.heads.items():

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydranet_ros.train.manifest import IGNORE_CLASS, Sample
+from hydranet_ros.train.manifest import HELD_OUT_KEY, IGNORE_CLASS, Sample
 
 log = logging.getLogger(__name__)
 
@@ -237,21 +237,59 @@ def _unboxed_vehicles(semantic: Path, boxes: list[list[Any]]) -> list[list[Any]]
 
 KITTI_CLASSES = {
     "Car": "vehicle", "Van": "vehicle", "Truck": "vehicle",
-    "Pedestrian": "pedestrian", "Person_sitting": "pedestrian",
+    "Pedestrian": "pedestrian", "Person_sitting": "pedestrian",  # a person is a person, standing or not
     "Cyclist": "cyclist",
-    # Neither a class of ours nor background: a tram looks like a vehicle, Misc is anything, DontCare is unlabelled.
+    # Don't-care regions, each for its own reason: a Tram is vehicle-like but none of our classes, so finding it
+    # as a vehicle must not be punished nor learnt; Misc is anything (trailers, carts); DontCare boxes are regions
+    # KITTI's annotators left unlabelled (far or crowded objects), so nothing inside them is a negative either.
     "Tram": IGNORE_CLASS, "Misc": IGNORE_CLASS, "DontCare": IGNORE_CLASS,
 }
+KITTI_SPLITS = ("all", "train", "val")
 
 
-def import_kitti(root: str | Path, *, source: str = "kitti") -> list[Sample]:
-    """image_2/ + calib/ (P2), label_2/ when present (boxes), sparse_depth/ when present (LiDAR depth)."""
+def import_kitti(root: str | Path, *, source: str = "kitti", split: str = "all") -> list[Sample]:
+    """image_2/ + calib/ (P2), label_2/ when present (boxes), sparse_depth/ when present (LiDAR depth).
+
+    split: "train" or "val" keeps the frames that root/split.json lists under that name (KITTI frame stems);
+    "all" keeps every frame and still marks the val frames, when split.json exists, so that they can never be
+    trained on by any path (see `HELD_OUT_KEY`).
+    """
+    if split not in KITTI_SPLITS:
+        raise ImportDataError(f"KITTI split must be one of {', '.join(KITTI_SPLITS)}, got {split!r}")
     root = _require_dir(Path(root), "KITTI folder")
     images_dir = _require_dir(root / "image_2", "KITTI image folder")
     images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise ImportDataError(f"no images in {images_dir}")
-    return [_kitti_sample(root, image, source) for image in images]
+    val = read_kitti_split(root, "val", required=split != "all")
+    if split != "all":
+        wanted = read_kitti_split(root, split, required=True)
+        missing = sorted(wanted - {p.stem for p in images})
+        if missing:
+            raise ImportDataError(f"{root / 'split.json'} lists {len(missing)} {split} frame(s) with no image in "
+                                  f"{images_dir}: {', '.join(missing[:5])}")
+        images = [p for p in images if p.stem in wanted]
+    samples = [_kitti_sample(root, image, source) for image in images]
+    for s in samples:
+        if s.image.stem in val:
+            s.extra[HELD_OUT_KEY] = f"{root.name}/split.json:val"
+    return samples
+
+
+def read_kitti_split(root: Path, name: str, required: bool) -> set[str]:
+    """The frame stems split.json lists under `name` (empty if there is no split.json and it is not required)."""
+    path = root / "split.json"
+    if not path.is_file():
+        if required:
+            raise ImportDataError(f"--split needs {path} ({{\"train\": [stems], \"val\": [stems]}})")
+        return set()
+    doc = _read_json(path)
+    if not isinstance(doc, dict) or not isinstance(doc.get(name), list):
+        raise ImportDataError(f"{path}: no list {name!r} (expected {{\"train\": [...], \"val\": [...]}})")
+    train, val = set(map(str, doc.get("train", []))), set(map(str, doc.get("val", [])))
+    if train & val:
+        raise ImportDataError(f"{path}: frames in both train and val: {', '.join(sorted(train & val)[:5])}")
+    return set(map(str, doc[name]))
 
 
 def _kitti_sample(root: Path, image: Path, source: str) -> Sample:

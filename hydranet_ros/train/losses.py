@@ -78,7 +78,8 @@ def depth_loss(pred: Tensor, target: Tensor, present: Tensor, kind: str = "log_l
     """Depth loss on metres; target 0 marks invalid pixels (sparse LiDAR). pred [B, 1, h, w], target [B, H, W].
 
     pred is upsampled bilinearly to the target size (as the export does). Kinds:
-      log_l1: mean |log pred - log target| over valid pixels: a relative error, so far and near pixels weigh alike.
+      log_l1: mean |log pred - log target| over each image's valid pixels, averaged over images: a relative error,
+              so far and near pixels weigh alike, and so do sparse (LiDAR) and dense (rendered) images.
       berhu:  reverse Huber (Laina et al. 2016) on metre residuals r: r if r <= c else (r^2 + c^2) / (2c),
               c = 0.2 * max residual of the batch (detached, as a threshold it is not optimised).
       silog:  scale-invariant log loss (Eigen et al. 2014) per image, in the common sqrt form
@@ -100,7 +101,11 @@ def depth_loss(pred: Tensor, target: Tensor, present: Tensor, kind: str = "log_l
     # Logs only where valid: log(0) at invalid pixels would poison the gradient even behind a mask.
     d = torch.where(valid, torch.log(pred) - torch.log(target.clamp(min=1e-6)), torch.zeros_like(pred))
     if kind == "log_l1":
-        return d[valid].abs().mean()
+        # Mean per image, then over images: a sparse LiDAR frame (5 % of its pixels valid) weighs as much as a
+        # dense synthetic one, instead of being drowned by its pixel count.
+        n = valid.flatten(1).sum(1)
+        images = n > 0
+        return (d.abs().flatten(1).sum(1)[images] / n[images]).mean()
     n = valid.flatten(1).sum(1)
     images = n > 0
     n = n[images].float()
@@ -208,11 +213,12 @@ def _split_detection(raw: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def heatmap_focal_loss(logits: Tensor, heat: Tensor, alpha: float = 2.0, beta: float = 4.0,
-                       ignore: Tensor | None = None) -> Tensor:
+                       ignore: Tensor | None = None, class_weights: Tensor | None = None) -> Tensor:
     """CenterNet's penalty-reduced pixel-wise focal loss, summed and divided by the number of peaks (>= 1).
 
     Uses log-sigmoid instead of log(clamp(sigmoid)): exact and finite for any logit. `ignore` (bool, broadcast
-    to heat) removes the negative term in don't-care regions.
+    to heat) removes the negative term in don't-care regions. `class_weights` [C] scales each class's channel, so
+    that a rare class (70 people beside 4,000 cars) is not drowned by the common one.
     """
     logits = logits.float()
     p = torch.sigmoid(logits)
@@ -221,8 +227,10 @@ def heatmap_focal_loss(logits: Tensor, heat: Tensor, alpha: float = 2.0, beta: f
     neg_loss = (1 - heat).pow(beta) * p.pow(alpha) * F.logsigmoid(-logits)
     if ignore is not None:
         neg_loss = neg_loss * (~ignore).to(neg_loss.dtype)
-    total = torch.where(pos, pos_loss, neg_loss).sum()
-    return -total / pos.sum().clamp(min=1)
+    per_pixel = torch.where(pos, pos_loss, neg_loss)
+    if class_weights is not None:
+        per_pixel = per_pixel * class_weights.to(per_pixel).view(1, -1, 1, 1)
+    return -per_pixel.sum() / pos.sum().clamp(min=1)
 
 
 def _masked_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -238,17 +246,20 @@ def detection_loss(
     present: Tensor,
     wh_weight: float = 0.1,
     offset_weight: float = 1.0,
+    class_weights: Sequence[float] | None = None,
 ) -> Tensor:
     """CenterNet loss on DetectionHead's raw [B, C+4, h, w]: heatmap focal + wh_weight * L1(log_wh) + offset L1.
 
     targets: `centernet_targets` for the whole batch (absent images' entries are ignored, whatever they hold).
+    class_weights: per class, a factor on its heatmap loss (see `heatmap_focal_loss`).
     """
     if not bool(present.any()):
         return _zero(raw)
     heat_logits, log_wh, offset = _split_detection(raw[present])
     t = {k: v[present.to(v.device)].to(raw.device) for k, v in targets.items()}
     return (
-        heatmap_focal_loss(heat_logits, t["heat"], ignore=t.get("ignore"))
+        heatmap_focal_loss(heat_logits, t["heat"], ignore=t.get("ignore"),
+                           class_weights=None if class_weights is None else torch.tensor(class_weights))
         + wh_weight * _masked_l1(log_wh, t["log_wh"], t["mask"])
         + offset_weight * _masked_l1(offset, t["offset"], t["mask"])
     )

@@ -35,6 +35,8 @@ from typing import Any
 
 IGNORE_INDEX = 255
 IGNORE_CLASS = "ignore"
+# Set (to where the decision was made) on every sample reserved for evaluation; the trainer refuses such samples.
+HELD_OUT_KEY = "held_out"
 LABEL_KINDS = ("file", "boxes")
 
 

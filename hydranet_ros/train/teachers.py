@@ -526,20 +526,27 @@ class RoadDetector:
 
 
 def label_boxes(dets: Detections, threshold: float = DET_THRESHOLD, low_threshold: float = DET_LOW_THRESHOLD,
-                overlap: float = NMS_IOU, digits: int = 1) -> list[list[Any]]:
+                overlap: float = NMS_IOU, digits: int = 1,
+                per_class: Mapping[str, tuple[float, float]] | None = None) -> list[list[Any]]:
     """Detections -> manifest boxes [x1, y1, x2, y2, class, score], best first.
 
     score >= threshold: a box of its class. low_threshold <= score < threshold: an "ignore" region, so the student
     is neither rewarded nor punished where the teacher is unsure. An unsure box that overlaps a confident one by
     IoU >= `overlap` is a second guess at the same object (another class, a looser box), not a separate object:
     it is dropped, since a don't-care region on top of a positive would blur that positive. Below low_threshold:
-    background."""
-    if not 0.0 <= low_threshold <= threshold <= 1.0:
-        raise ValueError(f"need 0 <= low_threshold <= threshold <= 1, got {low_threshold} and {threshold}")
+    background. `per_class` {class: (threshold, low_threshold)} overrides both for some classes: a teacher is
+    better at cars than at people (bench/teacher_thresholds.py measures by how much)."""
+    bands = {None: (threshold, low_threshold), **(per_class or {})}
+    for cls, (hi, lo) in bands.items():
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"need 0 <= low_threshold <= threshold <= 1, got {lo} and {hi}"
+                             + (f" for {cls}" if cls else ""))
     order = np.argsort(-dets.scores, kind="stable")
     dets = dets.take(order)
-    sure = dets.scores >= threshold
-    unsure = (dets.scores >= low_threshold) & ~sure
+    hi = np.array([bands.get(str(c), bands[None])[0] for c in dets.classes], np.float32)
+    lo = np.array([bands.get(str(c), bands[None])[1] for c in dets.classes], np.float32)
+    sure = dets.scores >= hi
+    unsure = (dets.scores >= lo) & ~sure
     if sure.any() and unsure.any():
         unsure &= ~(box_iou(dets.boxes, dets.boxes[sure]).max(axis=1) >= overlap)
     return [[round(float(v), digits) for v in dets.boxes[i]]

@@ -13,6 +13,7 @@ best.safetensors (+ card) by validation score, train_log.csv, val_log.csv, plots
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -47,11 +48,12 @@ from hydranet_ros.train.losses import (
     detection_loss,
     segmentation_loss,
 )
-from hydranet_ros.train.manifest import read_manifest
+from hydranet_ros.train.manifest import HELD_OUT_KEY, Sample, read_manifest
 from hydranet_ros.train.plots import panel, save_figure, smooth
 
 HIGHER_IS_BETTER = ("miou", "delta1", "map50", "recall")
-LOSS_OPTIONS = {"segmentation": {"kind", "gamma"}, "depth": {"kind"}, "detection": {"wh_weight", "offset_weight"}}
+LOSS_OPTIONS = {"segmentation": {"kind", "gamma"}, "depth": {"kind"}, "detection": {"wh_weight", "offset_weight",
+                                                                                          "class_weights"}}
 
 
 def _is_main() -> bool:
@@ -62,6 +64,27 @@ def validation_score(flat: dict[str, float]) -> float:
     """One number to pick the best checkpoint: the mean of the headline metrics where higher is better."""
     vals = [v for k, v in flat.items() if k.rsplit("/", 1)[-1] in HIGHER_IS_BETTER and math.isfinite(v)]
     return float(np.mean(vals)) if vals else -math.inf
+
+
+def refuse_held_out(train: list[Sample], held_out: list[Sample]) -> None:
+    """Evaluation frames are never trained on, by any path: ConfigError if a training sample is marked held out
+    (by `hydranet import kitti` from split.json, or `hydranet manifest split`), or if its image's bytes are those
+    of an image in the recipe's `data.held_out` manifests (which catches the same file imported another way)."""
+    marked = [s for s in train if s.extra.get(HELD_OUT_KEY)]
+    if marked:
+        raise ConfigError(f"{len(marked)} training image(s) are held out for evaluation, e.g. {marked[0].image} "
+                          f"({HELD_OUT_KEY}: {marked[0].extra[HELD_OUT_KEY]}): take them out of data.train")
+    if not held_out:
+        return
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    reserved = {digest(s.image): s.image for s in held_out}
+    for s in train:
+        twin = reserved.get(digest(s.image))
+        if twin is not None:
+            raise ConfigError(f"training image {s.image} is the held-out image {twin} (data.held_out)")
 
 
 class TaskLosses:
@@ -79,6 +102,13 @@ class TaskLosses:
             if bad:
                 raise ConfigError(f"losses.{h.name}: unknown option(s) {bad} for a {h.type} head "
                                   f"(valid: {sorted(LOSS_OPTIONS[h.type])})")
+            if "class_weights" in opts:
+                cw = opts["class_weights"]
+                bad_cls = sorted(set(cw) - set(h.classes)) if isinstance(cw, dict) else None
+                if bad_cls is None or bad_cls or not all(isinstance(v, (int, float)) and v > 0 for v in cw.values()):
+                    raise ConfigError(f"losses.{h.name}.class_weights: {{class: weight > 0}} for classes "
+                                      f"{list(h.classes)}, got {cw!r}")
+                opts["class_weights"] = [float(cw.get(c, 1.0)) for c in h.classes]
             kinds = {"segmentation": SEGMENTATION_KINDS, "depth": DEPTH_KINDS}.get(h.type)
             if kinds and opts.get("kind", kinds[0]) not in kinds:
                 raise ConfigError(f"losses.{h.name}.kind: one of {', '.join(kinds)}, got {opts['kind']!r}")
@@ -204,6 +234,7 @@ class Trainer:
         groups = [(read_manifest(m), w) for m, w in cfg.train]
         self.train_sizes = [len(g) for g, _ in groups]
         samples = [s for g, _ in groups for s in g]
+        refuse_held_out(samples, [s for m in cfg.held_out for s in read_manifest(m)])
         augment = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
         self.train_set = MultiTaskDataset(samples, self.spec, augment=augment, crop=cfg.crop, seed=cfg.seed + rank)
         self.sample_weights = source_weights(groups)
