@@ -16,8 +16,8 @@ test: lint
 	$(VENV)/bin/python -m pytest
 
 # The default model (models/hydranet_effl0_road.onnx) from ../shared/assets: import, hold out, de-duplicate,
-# pseudo-label, train (config/train/hydranet_effl0_road.yaml; ~40 min on a 2-core CPU), then measure it on the
-# held-out frames and record the numbers in its card. Every step is a `hydranet` command you can run alone.
+# pseudo-label, train (config/train/hydranet_effl0_road.yaml; ~90 min on a 2-core CPU), then measure it on the
+# held-out frames (bench/quality.py) and record the numbers in its card. Every step is a `hydranet` command you can run alone.
 ASSETS ?= ../shared/assets
 DATA := runs/default/data
 H := $(VENV)/bin/hydranet

@@ -12,9 +12,10 @@ frame's own fx (no fitting to the ground truth), boxes from the graph's NMS. Dat
   vehicles against the boxes both COCO teachers agree on (PicoDet-S and FastestDet, score >= 0.5, IoU >= 0.5;
   boxes only one teacher finds are don't-care);
 - the synthetic val set (exact labels).
-Writes OUT/quality.json, OUT/quality.md, OUT/kitti101_val_sheet.png (image | drivable + lanes | depth | depth error
-vs LiDAR | boxes vs labels); --card records the tables in the model's card (metrics.quality), --readme rewrites the
-README's model table between its `quality` markers.
+Writes OUT/quality.json, OUT/quality.md, OUT/kitti101_val_sheet.png (image | drivable + lanes | depth, log scale
+2-80 m | depth error vs LiDAR: blue too near, red too far, white within 10 % | boxes: prediction green, label red,
+don't-care grey); --card records the tables in the model's card (metrics.quality), --readme rewrites the README's
+model table between its `quality` markers.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from tqdm import tqdm
 from hydranet_ros.model.spec import ModelSpec
 from hydranet_ros.runtime.contract import default_model_path, read_card, record_card_metrics
 from hydranet_ros.runtime.engines import load_engine
-from hydranet_ros.runtime.overlay import colourise_depth
 from hydranet_ros.train.data import MultiTaskDataset
 from hydranet_ros.train.manifest import IGNORE_CLASS, Sample, read_manifest
 from hydranet_ros.train.metrics import DetectionMetric, SegmentationMetric, box_iou
@@ -179,7 +179,7 @@ class Run:
             for h in self.seg_heads:
                 if item["present"][h.name]:
                     g["seg"][h.name].update(out[h.name], item["targets"][h.name].numpy())
-            depth_m = None
+            depth_m = target_m = None
             if self.depth_head is not None and item["present"][self.depth_head.name]:
                 fx = item["geometry"].intrinsics(s.intrinsics)[0]
                 to_m = fx / float(self.depth_head.options["canonical_fx"])
@@ -196,7 +196,7 @@ class Run:
                 self._boxes(g, out[self.det_head.name], item["boxes"][self.det_head.name].numpy(),
                             item["ignore"][self.det_head.name].numpy())
             if sheet is not None:
-                sheet.append(self._tile_row(item, out, depth_m, s))
+                sheet.append(self._tile_row(item, out, depth_m, target_m, s))
         return groups
 
     def _metrics(self) -> dict[str, Any]:
@@ -253,7 +253,8 @@ class Run:
                                 "person_recall": tp / n if n else None, "person_objects": n}
         return out
 
-    def _tile_row(self, item: dict, out: dict, depth_m: np.ndarray | None, s: Sample) -> np.ndarray:
+    def _tile_row(self, item: dict, out: dict, depth_m: np.ndarray | None, target_m: np.ndarray | None,
+                  s: Sample) -> np.ndarray:
         """image | drivable + lanes | depth | depth error vs LiDAR | boxes (pred green, labels red, don't-care grey),
         cropped to the letterbox's content."""
         from hydranet_ros.runtime.overlay import SEGMENT_COLOURS, tint
@@ -264,13 +265,11 @@ class Run:
         for i, h in enumerate(self.seg_heads):
             tint(seg, out[h.name] > 0, SEGMENT_COLOURS[i % len(SEGMENT_COLOURS)])
         tiles = [img, seg]
-        if depth_m is not None:
-            tiles.append(colourise_depth(depth_m))
-            target = item["targets"][self.depth_head.name].numpy()
-            to_m = depth_m.mean() / max(out[self.depth_head.name].mean(), 1e-6)
+        if depth_m is not None and target_m is not None:
+            tiles.append(depth_colours(depth_m))
             err = np.zeros_like(img)
-            valid = target > 0
-            rel = np.clip((depth_m - target * to_m) / np.maximum(target * to_m, 1e-3), -0.5, 0.5)
+            valid = target_m > 0
+            rel = np.clip((depth_m - target_m) / np.maximum(target_m, 1e-3), -0.5, 0.5)
             # Blue: too near, red: too far, white: right (|error| < 10 % fades to white).
             colour = np.stack([np.clip(1 + 2 * rel, 0, 1), 1 - 2 * np.abs(rel), np.clip(1 - 2 * rel, 0, 1)], -1)
             err[valid] = (colour[valid] * 255).astype(np.uint8)
@@ -287,6 +286,14 @@ class Run:
                     cv2.rectangle(box, (int(r[0]), int(r[1])), (int(r[2]), int(r[3])), (40, 255, 40), 1)
         tiles.append(box)
         return np.hstack([t[y0:y1, x0:x1] for t in tiles])
+
+
+def depth_colours(depth_m: np.ndarray, near: float = 2.0, far: float = 80.0) -> np.ndarray:
+    """Metres -> RGB on a log scale from `near` (red) to `far` (blue): every range band gets its share of colours
+    (the node's inverse scale spends them on the first few metres)."""
+    t = (np.log(np.clip(depth_m, near, far)) - np.log(near)) / (np.log(far) - np.log(near))
+    bgr = cv2.applyColorMap(((1 - t) * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -403,7 +410,11 @@ def main() -> int:
     spec = ModelSpec.from_dict(card["spec"], source=str(args.model))
     engine = load_engine(args.model, threads=args.threads)
     run = Run(engine, spec, node_score_threshold())
-    report: dict[str, Any] = {"model": str(args.model), "sha256": card["sha256"], "engine": engine.description,
+    try:  # the repository-relative name: the report lands in the card and the README, which travel
+        name = args.model.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        name = str(args.model)
+    report: dict[str, Any] = {"model": name, "sha256": card["sha256"], "engine": engine.description,
                               "score_threshold": run.threshold}
     t0 = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)

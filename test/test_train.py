@@ -252,3 +252,28 @@ def test_torchrun_trains_with_two_processes_on_cpu(run_dir) -> None:
     assert proc.stdout.count("trained 2 steps") == 1, proc.stdout  # rank 0 alone reports
     state = torch.load(run_dir / "ddp" / "last_state.pt", weights_only=True)
     assert state["step"] == 2
+
+
+def test_class_weights_and_augment_options_are_checked_up_front(tmp_path) -> None:
+    from hydranet_ros.model.spec import load_spec
+    from hydranet_ros.train.trainer import TaskLosses
+
+    spec = load_spec(REPO / "config/models/hydranet_effl0_road.yaml")
+    losses = TaskLosses(spec, {"detections": {"class_weights": {"pedestrian": 4, "cyclist": 3.5}}})
+    assert losses.options["detections"]["class_weights"] == [1.0, 4.0, 3.5]  # in the head's class order
+    for bad in ({"person": 2}, {"pedestrian": -1}, [4, 4]):
+        with pytest.raises(ConfigError, match="class_weights"):
+            TaskLosses(spec, {"detections": {"class_weights": bad}})
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, [Sample(image=REPO / "hydranet_ros/samples/project_video_0750.jpg")])
+    recipe = tmp_path / "r.yaml"
+    for augment, message in (({"weather": {"night": 2}}, "night"), ({"roll_deg": 45}, "roll_deg"),
+                             ({"snow": 1}, "expected keys")):
+        recipe.write_text(yaml.safe_dump({"model": str(REPO / "config/models/hydranet_effl0_road.yaml"),
+                                          "data": {"train": [str(manifest)], "augment": augment}}))
+        with pytest.raises(ConfigError, match=message):
+            load_config(recipe)
+    recipe.write_text(yaml.safe_dump({"model": str(REPO / "config/models/hydranet_effl0_road.yaml"),
+                                      "data": {"train": [str(manifest)]}, "export_weights": "middle"}))
+    with pytest.raises(ConfigError, match="export_weights: best or last"):
+        load_config(recipe)

@@ -30,6 +30,7 @@
     out: runs/default
     export: true                                 # write the node's model + card at the end
     export_path: null                            # where (default: out/model.onnx)
+    export_weights: best                         # best (by the val score) or last (the end of the schedule)
     card: {licences: ...}                        # free-form notes copied into the exported model's card
 """
 
@@ -46,7 +47,7 @@ from hydranet_ros.train.balancing import WEIGHTINGS
 FREEZABLE = ("backbone", "decoder", "heads")
 _TOP = {"model", "init", "data", "steps", "batch_size", "optimizer", "losses", "weighting", "pcgrad", "freeze",
         "amp", "workers", "eval_every", "checkpoint_every", "log_every", "seed", "out", "export", "threads",
-        "export_path", "card"}
+        "export_path", "export_weights", "card"}
 _DATA = {"train", "val", "held_out", "crop", "augment"}
 _OPT = {"lr", "backbone_lr", "weight_decay", "warmup_steps"}
 
@@ -85,6 +86,7 @@ class TrainConfig:
     out: Path = Path("runs/train")
     export: bool = True
     export_path: Path | None = None
+    export_weights: str = "best"
     card: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -228,10 +230,13 @@ def parse_config(doc: dict[str, Any], path: Path) -> TrainConfig:
         log_every=number(doc, "log_every", 10, int, 1), seed=number(doc, "seed", 0, int, 0),
         out=Path(str(doc.get("out", "runs/train"))), export=bool(doc.get("export", True)), raw=doc,
         export_path=Path(str(doc["export_path"])) if doc.get("export_path") else None,
+        export_weights=str(doc.get("export_weights", "best")),
         card=doc.get("card") if isinstance(doc.get("card"), dict) else {},
     )
     if doc.get("card") is not None and not isinstance(doc.get("card"), dict):
         problems.append("card: expected a mapping of notes for the model card")
+    if cfg.export_weights not in ("best", "last"):
+        problems.append(f"export_weights: best or last, got {cfg.export_weights!r}")
     if cfg.init is not None and not cfg.init.is_file():
         problems.append(f"init: weights {cfg.init} do not exist")
     if problems:

@@ -52,8 +52,8 @@ from hydranet_ros.train.manifest import HELD_OUT_KEY, Sample, read_manifest
 from hydranet_ros.train.plots import panel, save_figure, smooth
 
 HIGHER_IS_BETTER = ("miou", "delta1", "map50", "recall")
-LOSS_OPTIONS = {"segmentation": {"kind", "gamma"}, "depth": {"kind"}, "detection": {"wh_weight", "offset_weight",
-                                                                                          "class_weights"}}
+LOSS_OPTIONS = {"segmentation": {"kind", "gamma"}, "depth": {"kind"},
+                "detection": {"wh_weight", "offset_weight", "class_weights"}}
 
 
 def _is_main() -> bool:
@@ -458,10 +458,11 @@ class Trainer:
         return _is_main()
 
     def export(self, out: Path | None = None, extra_provenance: dict[str, Any] | None = None) -> Path:
-        """best.safetensors -> the node's model (ONNX + card with the recipe, the data and validation metrics)."""
+        """best.safetensors (or last, as the recipe's export_weights says) -> the node's model (ONNX + card with
+        the recipe, the data and validation metrics)."""
         from hydranet_ros.model.export import export_onnx
 
-        best = self.out / "best.safetensors"
+        best = self.out / f"{self.cfg.export_weights}.safetensors"
         summary_file = self.out / "summary.json"
         summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
         provenance = {
