@@ -375,7 +375,8 @@ def test_pseudo_label_missing_teacher_is_a_clear_error(raw_manifest, tmp_path, c
 
 
 def test_pseudo_label_rejects_bad_options(raw_manifest, tmp_path, capsys):
-    for argv in (["--threshold", "0.2"], ["--seg-lo", "0.7"], ["--tasks", "depth"], ["--seg-size", "321x180"]):
+    for argv in (["--threshold", "0.2"], ["--seg-lo", "0.7"], ["--tasks", "depth"], ["--seg-size", "321x180"],
+                 ["--class-thresholds", "pedestrian=0.3:0.5"], ["--class-thresholds", "pedestrain=0.5:0.3"]):
         assert run_tool(raw_manifest, "-o", tmp_path / "out", *argv) == 2, argv
         assert "hydranet pseudo-label:" in capsys.readouterr().err
 

@@ -196,6 +196,10 @@ class Labeller:
             mapping = (T.ClassMapping.parse(args.class_map, args.rider_cover) if args.class_map
                        else T.ClassMapping(rider_cover=args.rider_cover))
             self.road = T.RoadDetector(detectors, mapping, args.nms_iou)
+            unknown = sorted(set(args.class_thresholds) - set(mapping.coco.values()))
+            if unknown:  # a typo would silently leave that class at the default band
+                raise ValueError(f"--class-thresholds names {', '.join(unknown)}, which the class map does not "
+                                 f"produce (classes: {', '.join(sorted(set(mapping.coco.values())))})")
         self.labelled: Counter[str] = Counter()  # kind -> frames given a new label
         self.fractions: dict[str, list[float]] = {k: [] for k in SEG_KINDS}
         self.boxes: Counter[str] = Counter()

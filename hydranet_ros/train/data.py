@@ -96,12 +96,14 @@ class Geometry:
         return (self.width - x2 if self.flip else x2), y2
 
     def points_x(self, x: np.ndarray) -> np.ndarray:
-        """x' of points (no roll: x' does not depend on y then)."""
-        assert self.roll == 0, "points_x needs roll == 0; use points(x, y)"
+        """x' of points; only without a roll, where x' does not depend on y (else use `points`)."""
+        if self.roll:
+            raise ValueError("points_x of a rolled geometry: use points(x, y)")
         return self.points(x, np.zeros_like(x))[0]
 
     def points_y(self, y: np.ndarray) -> np.ndarray:
-        assert self.roll == 0, "points_y needs roll == 0; use points(x, y)"
+        if self.roll:
+            raise ValueError("points_y of a rolled geometry: use points(x, y)")
         return self.points(np.zeros_like(y), y)[1]
 
     def intrinsics(self, k: Sequence[float]) -> tuple[float, float, float, float]:
