@@ -25,7 +25,6 @@ import copy
 import json
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,9 @@ from hydranet_ros.model.spec import ModelSpec
 from hydranet_ros.runtime.contract import default_model_path, read_card, record_card_metrics
 from hydranet_ros.runtime.engines import load_engine
 from hydranet_ros.train.data import MultiTaskDataset
+from hydranet_ros.train.evaluate import update_detection
 from hydranet_ros.train.manifest import IGNORE_CLASS, Sample, read_manifest
-from hydranet_ros.train.metrics import DetectionMetric, SegmentationMetric, box_iou
+from hydranet_ros.train.metrics import DepthMetric, DetectionMetric, SegmentationMetric, box_iou
 
 REPO = Path(__file__).resolve().parents[1]
 BANDS = ((0.0, 80.0), (0.0, 20.0), (20.0, 40.0), (40.0, 80.0))
@@ -65,32 +65,29 @@ def node_score_threshold() -> float:
 
 
 class BandDepth:
-    """AbsRel, RMSE and δ<1.25 in metres, per band of the true depth (pred is never clipped to the band)."""
+    """AbsRel, RMSE and δ<1.25 in metres per band of the true depth (the project's `DepthMetric` on the band's
+    pixels; the prediction is never clipped to the band), and the geometric mean of predicted / true depth."""
 
     def __init__(self) -> None:
-        self.sums: dict[tuple[float, float], dict[str, float]] = {b: defaultdict(float) for b in BANDS}
+        self.metrics = {b: DepthMetric(min_depth=1e-3, max_depth=1e4) for b in BANDS}
+        self.log_ratio = dict.fromkeys(BANDS, 0.0)
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> None:
-        valid = np.isfinite(target) & (target > 0)
         for lo, hi in BANDS:
-            m = valid & (target > lo) & (target <= hi)
-            t, p = target[m].astype(np.float64), np.clip(pred[m].astype(np.float64), 1e-3, None)
-            s = self.sums[(lo, hi)]
-            s["n"] += t.size
-            s["abs_rel"] += float(np.sum(np.abs(p - t) / t))
-            s["sq"] += float(np.sum((p - t) ** 2))
-            s["delta1"] += float(np.count_nonzero(np.maximum(p / t, t / p) < 1.25))
-            s["pred_over_true"] += float(np.sum(np.log(p / t)))
+            m = np.isfinite(target) & (target > lo) & (target <= hi)
+            self.metrics[(lo, hi)].update(pred, np.where(m, target, 0.0))
+            p = np.clip(pred[m].astype(np.float64), 1e-3, None)
+            self.log_ratio[(lo, hi)] += float(np.sum(np.log(p / target[m])))
 
     def result(self) -> dict[str, dict[str, float | None]]:
         out = {}
-        for (lo, hi), s in self.sums.items():
-            n = s["n"]
-            out[f"{lo:.0f}-{hi:.0f} m"] = {
-                "pixels": int(n), "abs_rel": s["abs_rel"] / n if n else None,
-                "rmse": float(np.sqrt(s["sq"] / n)) if n else None, "delta1": s["delta1"] / n if n else None,
+        for band, metric in self.metrics.items():
+            r, n = metric.result(), metric.pixels
+            out[f"{band[0]:.0f}-{band[1]:.0f} m"] = {
+                "pixels": n, "abs_rel": r["abs_rel"] if n else None, "rmse": r["rmse"] if n else None,
+                "delta1": r["delta1"] if n else None,
                 # Geometric mean of pred / true: < 1 means too short (the old model's failure), > 1 too far.
-                "scale": float(np.exp(s["pred_over_true"] / n)) if n else None}
+                "scale": float(np.exp(self.log_ratio[band] / n)) if n else None}
         return out
 
 
@@ -221,13 +218,8 @@ class Run:
         return rim
 
     def _boxes(self, g: dict, rows: np.ndarray, boxes: np.ndarray, ignore: np.ndarray) -> None:
-        n = len(self.det_head.classes)
-        gt = np.concatenate([boxes[:, :4], np.repeat(ignore, n, axis=0)])
-        gc = np.concatenate([boxes[:, 4].astype(np.int64), np.tile(np.arange(n), len(ignore))])
-        gi = np.concatenate([np.zeros(len(boxes), bool), np.ones(len(ignore) * n, bool)])
-        for key, cut in (("ap", 0.05), ("at_threshold", self.threshold)):
-            r = rows[rows[:, 4] >= cut]
-            g[key].update(r[:, :4], r[:, 4], r[:, 5].astype(np.int64), gt, gc, gi)
+        update_detection(g["ap"], rows, boxes, ignore)  # AP needs the low-score tail
+        update_detection(g["at_threshold"], rows, boxes, ignore, min_score=self.threshold)  # what the node publishes
 
     def summarise(self, g: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"frames": g["frames"]}

@@ -178,7 +178,7 @@ def parse_config(doc: dict[str, Any], path: Path) -> TrainConfig:
             try:
                 from hydranet_ros.train.data import Augment
 
-                Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in augment.items()})
+                Augment.from_dict(augment)
             except (TypeError, ValueError) as exc:
                 problems.append(f"data.augment: {exc}")
                 augment = {}

@@ -33,7 +33,7 @@ from hydranet_ros.train.manifest import (
     read_depth,
     read_segmentation,
 )
-from hydranet_ros.train.photometric import Weather
+from hydranet_ros.train.photometric import Weather, render
 
 PAD_RGB = (124, 116, 104)  # the runtime's letterbox fill (hydranet_ros.runtime.preprocess.PAD_RGB)
 MIN_BOX_PX = 2.0  # boxes narrower or lower than this after the transform are dropped (CenterNet skips < 1 cell)
@@ -63,6 +63,11 @@ class Augment:
             raise ValueError(f"augment roll_deg must be in [0, 15], got {self.roll_deg}")
         if isinstance(self.weather, dict):
             object.__setattr__(self, "weather", Weather(**self.weather))
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Augment:
+        """From a recipe's `data.augment` (YAML lists become tuples); TypeError / ValueError say what is wrong."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()})
 
 
 @dataclass(frozen=True)
@@ -268,7 +273,9 @@ class MultiTaskDataset(Dataset):
         rgb = geo.warp(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), nearest=False, fill=PAD_RGB)
         if self.augment is not None:
             rgb = colour_jitter(rgb, self.augment, rng)
-            rgb = self.augment.weather.apply(rgb, rng, valid=geo.warp(np.ones((src_h, src_w), np.uint8), True, 0))
+            conditions = self.augment.weather.draw(rng)
+            if conditions:  # the padding mask costs a warp: only for the crops that get weather
+                rgb = render(rgb, conditions, rng, valid=geo.warp(np.ones((src_h, src_w), np.uint8), True, 0))
         item: dict[str, Any] = {"image": torch.from_numpy(np.ascontiguousarray(rgb)), "present": {},
                                 "targets": {}, "boxes": {}, "ignore": {}, "index": index, "geometry": geo}
         for name, head in self.heads.items():

@@ -58,7 +58,7 @@ def evaluate(predict: Predict, dataset: MultiTaskDataset, batch_size: int = 4, w
                                   batch["targets"][task][i].numpy())
             for task, metric in det.items():
                 if batch["present"][task][i]:
-                    _update_detection(metric, out[task][i], batch["boxes"][task][i].numpy(),
+                    update_detection(metric, out[task][i], batch["boxes"][task][i].numpy(),
                                       batch["ignore"][task][i].numpy())
             for task, metric in dep.items():
                 if batch["present"][task][i]:
@@ -86,8 +86,10 @@ def _at_size(x: np.ndarray, shape: tuple[int, ...], nearest: bool) -> np.ndarray
     return cv2.resize(x.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _update_detection(metric: DetectionMetric, rows: np.ndarray, boxes: np.ndarray, ignore: np.ndarray) -> None:
-    rows = rows[rows[:, 4] >= DETECTION_MIN_SCORE]
+def update_detection(metric: DetectionMetric, rows: np.ndarray, boxes: np.ndarray, ignore: np.ndarray,
+                     min_score: float = DETECTION_MIN_SCORE) -> None:
+    """One image's decoded rows [K, 6] against its boxes [N, 5] and don't-care regions [M, 4] (network pixels)."""
+    rows = rows[rows[:, 4] >= min_score]
     n_cls = len(metric.classes)
     # A don't-care region has no class: it may absorb a detection of any class.
     gt_boxes = np.concatenate([boxes[:, :4], np.repeat(ignore, n_cls, axis=0)])

@@ -41,19 +41,23 @@ class Weather:
             if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
                 raise ValueError(f"augment weather {f.name}: a probability in [0, 1], got {p!r}")
 
-    def apply(self, rgb: np.ndarray, rng: random.Random, valid: np.ndarray | None = None) -> np.ndarray:
-        """rgb uint8 [H, W, 3] -> the same frame under the drawn conditions; pixels where `valid` is 0 (letterbox
-        padding, which the node fills with a constant) are left as they are."""
-        drawn = [c for c in CONDITIONS if getattr(self, c) > 0 and rng.random() < getattr(self, c)]
-        if not drawn:
-            return rgb
-        img = rgb.astype(np.float32) / 255.0
-        for condition in drawn:
-            img = EFFECTS[condition](img, rng)
-        out = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        if valid is not None and not valid.all():
-            out = np.where(valid[..., None] > 0, out, rgb)
-        return out
+    def draw(self, rng: random.Random) -> list[str]:
+        """The conditions of one training crop (most crops get none: nothing to compute for them)."""
+        return [c for c in CONDITIONS if getattr(self, c) > 0 and rng.random() < getattr(self, c)]
+
+
+def render(rgb: np.ndarray, conditions: list[str], rng: random.Random, valid: np.ndarray | None = None) -> np.ndarray:
+    """rgb uint8 [H, W, 3] under `conditions`, in order; pixels where `valid` is 0 (letterbox padding, which the
+    node fills with a constant) are left as they are."""
+    if not conditions:
+        return rgb
+    img = rgb.astype(np.float32) / 255.0
+    for condition in conditions:
+        img = EFFECTS[condition](img, rng)
+    out = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if valid is not None and not valid.all():
+        out = np.where(valid[..., None] > 0, out, rgb)
+    return out
 
 
 def _seed(rng: random.Random) -> np.random.Generator:

@@ -235,7 +235,7 @@ class Trainer:
         self.train_sizes = [len(g) for g, _ in groups]
         samples = [s for g, _ in groups for s in g]
         refuse_held_out(samples, [s for m in cfg.held_out for s in read_manifest(m)])
-        augment = Augment(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.augment.items()})
+        augment = Augment.from_dict(cfg.augment)
         self.train_set = MultiTaskDataset(samples, self.spec, augment=augment, crop=cfg.crop, seed=cfg.seed + rank)
         self.sample_weights = source_weights(groups)
         val_samples = [s for m in cfg.val for s in read_manifest(m)]
