@@ -51,6 +51,9 @@ def test_card_carries_sha_recipe_licences_and_the_quality_report() -> None:
     assert {"night", "tunnel", "glare", "snow", "fog"} <= set(quality["real_heldout"])
     assert set(quality["targets"]) == {"kitti_depth_abs_rel", "kitti_depth_delta1", "kitti_vehicle_recall",
                                        "kitti_person_recall", "real_drivable_miou_min", "real_vehicle_recall"}
+    before = card["metrics"]["quality_previous_default"]  # the same report for the model this one replaced
+    assert before["sha256"] != contract.sha256 and set(before["real_heldout"]) == set(quality["real_heldout"])
+    assert before["kitti101_val"]["depth"]["0-80 m"]["pixels"] == kitti["depth"]["0-80 m"]["pixels"]
     assert metrics_ms(card) > 0
 
 
