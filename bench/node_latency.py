@@ -72,7 +72,7 @@ USER_PROFILE = os.environ.get(PROFILE_ENV)  # a Fast DDS profile chosen before t
 
 def default_model() -> Path:
     """The shipped model, else the default spec with untrained heads, exported once (the demo's cache)."""
-    from hydranet_ros.runtime.contract import default_model_path
+    from hydranet_ros.core.contract import default_model_path
 
     if default_model_path().is_file():
         return default_model_path()

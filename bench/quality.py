@@ -33,8 +33,10 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from hydranet_ros.core.contract import default_model_path, read_card, record_card_metrics
+from hydranet_ros.core.geometry import metric_scale
+from hydranet_ros.core.tasks import DepthOptions
 from hydranet_ros.model.spec import ModelSpec
-from hydranet_ros.runtime.contract import default_model_path, read_card, record_card_metrics
 from hydranet_ros.runtime.engines import load_engine
 from hydranet_ros.train.data import MultiTaskDataset
 from hydranet_ros.train.evaluate import update_detection
@@ -179,7 +181,7 @@ class Run:
             depth_m = target_m = None
             if self.depth_head is not None and item["present"][self.depth_head.name]:
                 fx = item["geometry"].intrinsics(s.intrinsics)[0]
-                to_m = fx / float(self.depth_head.options["canonical_fx"])
+                to_m = metric_scale(fx, DepthOptions.resolve(self.depth_head.options).canonical_fx)
                 depth_m = out[self.depth_head.name] * to_m
                 target_m = item["targets"][self.depth_head.name].numpy() * to_m
                 g["depth"].update(depth_m, target_m)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from hydranet_ros.runtime.contract import default_model_path
+from hydranet_ros.core.contract import default_model_path
 from hydranet_ros.runtime.engines import load_engine
 from hydranet_ros.runtime.preprocess import make_batch
 from hydranet_ros.train.teachers import (
@@ -85,7 +85,7 @@ def main() -> int:
     args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
     if args.card_key:
-        from hydranet_ros.runtime.contract import record_card_metrics
+        from hydranet_ros.core.contract import record_card_metrics
 
         print(f"recorded in {record_card_metrics(args.model, args.card_key, result)} under metrics.{args.card_key}")
     return 0

@@ -8,7 +8,8 @@ import pytest
 from sensor_msgs.msg import Image
 
 from conftest import SAMPLES
-from hydranet_ros.ros.convert import ConversionError, camera_info_from_json, image_to_numpy, numpy_to_image
+from hydranet_ros.core.images import ImageError
+from hydranet_ros.ros.convert import camera_info_from_json, image_to_numpy, numpy_to_image
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_big_endian_mono16():
     ],
 )
 def test_malformed_images_raise_a_clear_error(msg, message):
-    with pytest.raises(ConversionError, match=message):
+    with pytest.raises(ImageError, match=message):
         image_to_numpy(msg)
 
 
@@ -59,5 +60,6 @@ def test_camera_info_is_scaled_to_the_image_size():
     full = camera_info_from_json(SAMPLES / "udacity_camera_intrinsics.json", 1280, 720)
     half = camera_info_from_json(SAMPLES / "udacity_camera_intrinsics.json", 640, 360)
     assert full.k[0] == pytest.approx(1158.77, abs=0.01)
-    assert half.k[0] == pytest.approx(full.k[0] / 2) and half.k[5] == pytest.approx(full.k[5] / 2)
+    # Pixel centres scale, so the principal point maps as (c + 0.5) * s - 0.5, as everywhere (core/geometry.py).
+    assert half.k[0] == pytest.approx(full.k[0] / 2) and half.k[5] == pytest.approx((full.k[5] + 0.5) / 2 - 0.5)
     assert half.p[0] == pytest.approx(half.k[0]) and (half.width, half.height) == (640, 360)

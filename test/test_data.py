@@ -237,3 +237,24 @@ def test_weather_and_roll_are_validated() -> None:
     with pytest.raises(ValueError, match="roll_deg"):
         Augment(roll_deg=40)
     assert Augment(weather={"fog": 0.5}).weather == Weather(fog=0.5)
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (1242, 375), (600, 800)])
+def test_validation_samples_are_the_runtime_letterbox(tmp_path, size) -> None:
+    """Without augmentation a sample is what the node feeds the network: the same content size, padding and
+    pixels as core.geometry.Letterbox (the one letterbox), for wide, KITTI-shaped and portrait frames (whose
+    uniform scale the resize rounds per axis)."""
+    import cv2
+
+    from hydranet_ros.core.geometry import Letterbox
+
+    rgb = cv2.resize(cv2.imread(str(REPO / "hydranet_ros" / "samples" / "project_video_0750.jpg"))[:, :, ::-1],
+                     size, interpolation=cv2.INTER_AREA)
+    path = tmp_path / "frame.png"
+    cv2.imwrite(str(path), rgb[:, :, ::-1])
+    ds = MultiTaskDataset([Sample(image=path)], SPEC, augment=None)
+    item = ds[0]
+    lb = Letterbox.fit(*size, SPEC.input_width, SPEC.input_height)
+    geo = item["geometry"]
+    assert (geo.scale, geo.dx, geo.dy) == pytest.approx((lb.scale, lb.pad_x, lb.pad_y))
+    np.testing.assert_array_equal(item["image"].numpy(), lb.apply(np.ascontiguousarray(rgb)))

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from hydranet_ros.core.geometry import metric_scale
 from hydranet_ros.model.decoder import CRP_STAGES, CRPBlock, LightWeightRefineNet
 from hydranet_ros.model.heads import HEADS, DepthHead, DetectionHead, Head, SegmentationHead, build_head
 
@@ -148,7 +149,7 @@ def test_depth_head_is_positive_and_capped():
     for d in (depth, published):
         assert (d > 0).all() and (d <= 50.0).all()
         assert (d >= head.min_depth).all()
-    assert head.camera_scale(1440.0) == pytest.approx(2.0)
+    assert metric_scale(1440.0, head.canonical_fx) == pytest.approx(2.0)
 
 
 def test_detection_head_shapes_and_init():

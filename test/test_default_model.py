@@ -11,9 +11,11 @@ import pytest
 import yaml
 
 from conftest import SAMPLES
-from hydranet_ros.runtime.contract import card_path, default_model_path, load_contract
+from hydranet_ros.core.contract import card_path, default_model_path
+from hydranet_ros.core.geometry import Intrinsics
+from hydranet_ros.runtime.contract import load_contract
 from hydranet_ros.runtime.engines import load_engine
-from hydranet_ros.runtime.postprocess import Intrinsics, split_batch
+from hydranet_ros.runtime.postprocess import split_batch
 from hydranet_ros.runtime.preprocess import make_batch
 
 MODEL = default_model_path()

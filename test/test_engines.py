@@ -15,16 +15,11 @@ import pytest
 import yaml
 
 from conftest import SAMPLES
+from hydranet_ros.core.contract import ModelError, card_path, default_model_path, write_card
+from hydranet_ros.core.hashing import sha256_of
 from hydranet_ros.model.spec import load_spec
 from hydranet_ros.runtime import engines
-from hydranet_ros.runtime.contract import (
-    ModelError,
-    card_path,
-    default_model_path,
-    load_contract,
-    sha256_of,
-    write_checkpoint_card,
-)
+from hydranet_ros.runtime.contract import load_contract
 from hydranet_ros.runtime.engines import (
     OrtEngine,
     TorchEngine,
@@ -57,7 +52,7 @@ def model(tmp_path_factory) -> SimpleNamespace:
     net = HydraNet(spec).eval()  # the ImageNet backbone loads in ~0.1 s and gives realistic activations
     ckpt = folder / "hydranet.safetensors"
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, ckpt)
-    write_checkpoint_card(ckpt, spec.to_dict(), {"note": "test"})
+    write_card(ckpt, spec.to_dict(), {"note": "test"})
     onnx_path = export_onnx(spec, folder / "hydranet.onnx", weights=ckpt)
     return SimpleNamespace(onnx=onnx_path, ckpt=ckpt, folder=folder)
 
@@ -345,7 +340,7 @@ def test_a_checkpoint_card_without_spec_or_with_another_hash_is_refused(model, t
     card_path(ckpt).write_text(yaml.safe_dump({"sha256": sha256_of(ckpt)}))
     with pytest.raises(ModelError, match="has no 'spec'"):
         load_contract(ckpt)
-    write_checkpoint_card(ckpt, load_contract(model.ckpt).spec)
+    write_card(ckpt, load_contract(model.ckpt).spec)
     ckpt.write_bytes(ckpt.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(ModelError, match="corrupt or replaced"):
         load_engine(ckpt)

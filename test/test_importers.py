@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from hydranet_ros.core import frames
 from hydranet_ros.tools import import_data
 from hydranet_ros.train import importers
 from hydranet_ros.train.manifest import read_boxes, read_depth, read_manifest, read_segmentation
@@ -354,17 +355,19 @@ def test_image_size_reads_the_headers(shared_assets):
              *(shared_assets / "udacity/test_images").glob("*.jpg")]
     for f in files:
         h, w = cv2.imread(str(f)).shape[:2]
-        assert importers.image_size(f) == (w, h), f
+        assert frames.image_size(f) == (w, h), f
 
 
 def test_frames_from_a_folder_scale_the_intrinsics(shared_assets, tmp_path):
-    camera = importers.read_intrinsics_json(shared_assets / "udacity/camera_intrinsics.json")
+    camera = frames.read_intrinsics_json(shared_assets / "udacity/camera_intrinsics.json")
     samples = importers.import_image_folder(shared_assets / "udacity/test_images", intrinsics=camera)
     assert len(samples) == 14 and all(not s.labels for s in samples)
     by_size = {s.size: s.intrinsics for s in samples}
     assert set(by_size) == {(960, 540), (1280, 720)}
     assert by_size[(1280, 720)] == (camera.fx, camera.fy, camera.cx, camera.cy)
-    np.testing.assert_allclose(by_size[(960, 540)], np.array(by_size[(1280, 720)]) * 0.75)
+    fx, fy, cx, cy = by_size[(1280, 720)]  # pixel centres scale: c -> (c + 0.5) * s - 0.5 (core/geometry.py)
+    np.testing.assert_allclose(by_size[(960, 540)], [fx * 0.75, fy * 0.75, (cx + 0.5) * 0.75 - 0.5,
+                                                     (cy + 0.5) * 0.75 - 0.5])
     every = importers.import_image_folder(shared_assets / "udacity/stills", every=10, max_frames=4)
     assert [s.image.name for s in every] == [f"project_video_{n:04d}.jpg" for n in (0, 250, 500, 750)]
     for name in ("frame_10.png", "frame_9.png", "frame_100.png"):

@@ -65,11 +65,14 @@ def _intrinsics() -> dict[str, Any]:
 
 
 def _expected_k(size: tuple[int, int]) -> np.ndarray:
-    """The shipped intrinsics' K, scaled from its calibrated size to `size` (independently of the code under test)."""
+    """The shipped intrinsics' K, scaled from its calibrated size to `size` (independently of the code under test):
+    focal lengths scale, and the principal point moves with the pixel centres, c -> (c + 0.5) * s - 0.5."""
     spec = _intrinsics()
     k = np.array(spec["K"], dtype=float)
-    k[0] *= size[0] / spec["image_size_wh"][0]
-    k[1] *= size[1] / spec["image_size_wh"][1]
+    for axis in (0, 1):
+        s = size[axis] / spec["image_size_wh"][axis]
+        k[axis, axis] *= s
+        k[axis, 2] = (k[axis, 2] + 0.5) * s - 0.5
     return k.ravel()
 
 

@@ -15,7 +15,9 @@ import torch
 import yaml
 
 from conftest import SAMPLES
-from hydranet_ros.model.export import export_onnx, read_metadata
+from hydranet_ros.core.contract import read_metadata
+from hydranet_ros.model.backbones import BACKBONES
+from hydranet_ros.model.export import export_onnx
 from hydranet_ros.model.hydra import FusedHydraNet, HydraNet
 from hydranet_ros.model.spec import ModelSpec, SpecError, load_spec
 
@@ -205,3 +207,54 @@ def test_export_and_info_commands(tmp_path):
     bad = subprocess.run(HYDRANET + ["export", str(tmp_path / "missing.yaml"), "-o", str(tmp_path / "x.onnx")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "cannot read model spec" in bad.stderr
+
+
+def test_every_head_kind_has_one_options_dataclass_with_the_heads_defaults():
+    """core/tasks.py states each kind's options once: the model's head registry and the options registry cover
+    the same kinds, and each head's keyword options are exactly its dataclass's fields, with the same defaults."""
+    import dataclasses
+    import inspect
+
+    from hydranet_ros.core.tasks import OPTIONS
+    from hydranet_ros.model.heads import HEADS
+
+    assert set(HEADS) == set(OPTIONS)
+    for kind, head in HEADS.items():
+        params = {p.name: p.default for p in inspect.signature(head.__init__).parameters.values()
+                  if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        fields = {f.name: f.default for f in dataclasses.fields(OPTIONS[kind])}
+        assert params == fields, kind
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_every_backbone_with_every_head_kind_exports_and_matches_torch(backbone, tmp_path):
+    """The registries' product: each backbone with one head of each registered kind exports to ONNX, and ONNX
+    Runtime gives what torch gives, output by output (compared by the output's kind from the contract)."""
+    from hydranet_ros.model.heads import HEADS
+
+    heads = [{"name": f"{kind}_head", "type": kind, **({"classes": ["a", "b"]} if cls.needs_classes else {})}
+             for kind, cls in sorted(HEADS.items())]
+    spec = ModelSpec.from_dict({"name": f"every_kind_{backbone}", "backbone": backbone, "pretrained_backbone": False,
+                                "decoder": {"width": 32}, "input": {"width": 160, "height": 96}, "heads": heads})
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    net = HydraNet(spec).eval()
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp_path / "w.safetensors")
+    path = export_onnx(spec, tmp_path / "every.onnx", weights=tmp_path / "w.safetensors")
+    fused = FusedHydraNet(net).eval()
+    frames = real_frames(160, 96)
+    with torch.no_grad():
+        ref = {k: v.numpy() for k, v in fused.named(torch.from_numpy(frames)).items()}
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = dict(zip(fused.output_names, sess.run(None, {"images": frames}), strict=True))
+    kinds = {name: entry["kind"] for name, entry in read_metadata(path)["outputs"].items() if "kind" in entry}
+    assert sorted(kinds.values()) == sorted(HEADS)
+    for name, kind in kinds.items():
+        if kind == "segmentation":
+            assert np.mean(ref[name] != got[name]) < 1e-3, name  # argmax ties only
+        elif kind == "depth":
+            assert np.abs(ref[name] - got[name]).max() < 1e-3, name
+        else:
+            np.testing.assert_allclose(np.sort(ref[name][..., 4], axis=1), np.sort(got[name][..., 4], axis=1),
+                                       atol=1e-4, err_msg=name)

@@ -12,13 +12,13 @@ import pytest
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
+from hydranet_ros.core.contract import ModelContract, Task
+from hydranet_ros.core.geometry import Intrinsics, Letterbox
 from hydranet_ros.ros import outputs as out
 from hydranet_ros.ros.inbox import FrameInbox
 from hydranet_ros.ros.monitor import ERROR, OK, WARN, CameraMonitor
-from hydranet_ros.runtime.contract import ModelContract, Task
 from hydranet_ros.runtime.postprocess import (
     Detection,
-    Intrinsics,
     box_distance,
     box_position,
     depth_to_points,
@@ -26,7 +26,6 @@ from hydranet_ros.runtime.postprocess import (
     metric_depth,
     split_batch,
 )
-from hydranet_ros.runtime.preprocess import Letterbox
 
 CANONICAL_FX = 500.0
 

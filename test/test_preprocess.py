@@ -17,17 +17,16 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES
-from hydranet_ros.runtime.preprocess import (
+from hydranet_ros.core.geometry import PAD_RGB, Letterbox
+from hydranet_ros.core.images import (
     COMPRESSED_FORMATS,
     MAX_PIXELS,
-    PAD_RGB,
     RAW_ENCODINGS,
     ImageError,
-    Letterbox,
     decode_compressed,
     decode_raw,
-    make_batch,
 )
+from hydranet_ros.runtime.preprocess import make_batch
 
 FRAME = SAMPLES / "project_video_0750.jpg"  # Udacity freeway, 1280x720
 RNG = np.random.default_rng(7)

@@ -48,14 +48,16 @@ def make_drive(images: list[Path], no_depth_at: int | None = NO_DEPTH_AT, camera
     from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
     from std_msgs.msg import Header
 
+    from hydranet_ros.core.contract import default_model_path
+    from hydranet_ros.core.geometry import Intrinsics
+    from hydranet_ros.core.images import decode_raw
     from hydranet_ros.ros import outputs as out
     from hydranet_ros.ros.convert import camera_info_from_json, numpy_to_image
     from hydranet_ros.ros.monitor import CameraMonitor
-    from hydranet_ros.runtime.contract import default_model_path
     from hydranet_ros.runtime.engines import load_engine
     from hydranet_ros.runtime.overlay import render_overlay
-    from hydranet_ros.runtime.postprocess import Intrinsics, split_batch
-    from hydranet_ros.runtime.preprocess import decode_raw, make_batch
+    from hydranet_ros.runtime.postprocess import split_batch
+    from hydranet_ros.runtime.preprocess import make_batch
 
     levels = {0: DiagnosticStatus.OK, 1: DiagnosticStatus.WARN, 2: DiagnosticStatus.ERROR}
     engine = load_engine(default_model_path(), providers=["cpu"])
@@ -302,8 +304,9 @@ def test_errors_name_what_the_bag_holds(drive: Drive, tmp_path: Path, bag: Path)
 
 
 def test_image_conversions_honour_step_and_encodings():
+    from hydranet_ros.core.images import decode_image_msg
     from hydranet_ros.ros.bags import typestore
-    from hydranet_ros.ros.report import colour_image, dense_array
+    from hydranet_ros.ros.report import dense_array
 
     store = typestore()
     Image, Header, Time = (store.types[t] for t in ("sensor_msgs/msg/Image", "std_msgs/msg/Header",
@@ -327,11 +330,11 @@ def test_image_conversions_honour_step_and_encodings():
     metres = dense_array(padded(mm, "16UC1"))
     assert np.allclose(metres[mm > 0], mm[mm > 0] / 1000.0) and np.isinf(metres[mm == 0]).all()
     rgb = rng.integers(0, 255, (5, 7, 3), dtype=np.uint8)
-    assert np.array_equal(colour_image(padded(rgb, "rgb8"), "sensor_msgs/msg/Image"), rgb)
-    assert np.array_equal(colour_image(padded(rgb[:, :, ::-1], "bgr8"), "sensor_msgs/msg/Image"), rgb)
+    assert np.array_equal(decode_image_msg(padded(rgb, "rgb8")), rgb)
+    assert np.array_equal(decode_image_msg(padded(rgb[:, :, ::-1], "bgr8")), rgb)
     ok, png = cv2.imencode(".png", rgb[:, :, ::-1])
     msg = CompressedImage(header=header, format="png", data=np.frombuffer(png.tobytes(), np.uint8))
-    assert np.array_equal(colour_image(msg, "sensor_msgs/msg/CompressedImage"), rgb)
+    assert np.array_equal(decode_image_msg(msg), rgb)
 
 
 @pytest.mark.parametrize(("near", "far"), [(3.0, 80.0), (1.0, 80.0), (2.5, 50.0), (10.0, 12.0)])

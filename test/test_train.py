@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -107,18 +108,35 @@ def test_task_absent_from_the_batch_gets_exactly_zero_gradient(run_dir) -> None:
     assert trainer.net.heads["detections"].heat.out.weight.grad.abs().sum() > 0
 
 
-def test_train_resume_export_and_run_through_the_runtime(run_dir) -> None:
-    from hydranet_ros.runtime.engines import load_engine
+TRAINED_FILES = ("last.safetensors", "last.safetensors.yaml", "last_state.pt", "best.safetensors", "train_log.csv",
+                 "val_log.csv", "plots.png", "summary.json")
+
+
+@pytest.fixture(scope="module")
+def trained(run_dir) -> dict:
+    """A 3-step run without export, then resumed to step 6 and exported: the run the resume and eval tests read
+    (a fixture, so that neither test depends on the other having run)."""
     from hydranet_ros.tools.cli import main
 
-    recipe(run_dir, steps=3, eval_every=3, checkpoint_every=3)
-    assert main(["train", str(run_dir / "recipe.yaml"), "--no-progress", "--no-export"]) == 0
-    out = run_dir / "run"
-    for f in ("last.safetensors", "last.safetensors.yaml", "last_state.pt", "best.safetensors", "train_log.csv",
-              "val_log.csv", "plots.png", "summary.json"):
-        assert (out / f).is_file(), f
-    # Resume to step 6: the log continues from step 4, the optimiser state is the saved one.
-    assert main(["train", str(run_dir / "recipe.yaml"), "--steps", "6", "--resume", "--no-progress"]) == 0
+    recipe(run_dir, steps=3, eval_every=3, checkpoint_every=3, out=str(run_dir / "trained"))
+    path = run_dir / "trained.yaml"
+    shutil.copy(run_dir / "recipe.yaml", path)  # its own copy: other tests rewrite recipe.yaml
+    out = run_dir / "trained"
+    first = main(["train", str(path), "--no-progress", "--no-export"])
+    files_after_first = {f for f in TRAINED_FILES if (out / f).is_file()}
+    exported_after_first = (out / "model.onnx").exists()
+    resumed = main(["train", str(path), "--steps", "6", "--resume", "--no-progress"])
+    return {"out": out, "exit_codes": (first, resumed), "files_after_first": files_after_first,
+            "exported_after_first": exported_after_first}
+
+
+def test_train_resume_export_and_run_through_the_runtime(run_dir, trained) -> None:
+    from hydranet_ros.runtime.engines import load_engine
+
+    out = trained["out"]
+    assert trained["exit_codes"] == (0, 0)
+    assert trained["files_after_first"] == set(TRAINED_FILES) and not trained["exported_after_first"]
+    # Resumed to step 6: the log continues from step 4, the optimiser state is the saved one.
     steps = [int(r["step"]) for r in csv.DictReader((out / "train_log.csv").open())]
     assert steps == [1, 2, 3, 4, 5, 6]
     state = torch.load(out / "last_state.pt", weights_only=True)
@@ -164,13 +182,12 @@ def test_recipe_errors_are_listed_up_front(run_dir) -> None:
         Trainer(load_config(run_dir / "recipe.yaml"), progress=False, log=lambda _m: None)
 
 
-def test_eval_reports_every_task_for_onnx_and_checkpoint_alike(run_dir, tmp_path, capsys) -> None:
-    """`hydranet eval` on the exported model of the resume test and on its checkpoint: the same numbers."""
+def test_eval_reports_every_task_for_onnx_and_checkpoint_alike(run_dir, trained, tmp_path, capsys) -> None:
+    """`hydranet eval` on the exported model of the trained run and on its checkpoint: the same numbers."""
     from hydranet_ros.tools.cli import main
 
-    out = run_dir / "run"
-    if not (out / "model.onnx").is_file():
-        pytest.skip("needs the model exported by test_train_resume_export_and_run_through_the_runtime")
+    out = trained["out"]
+    assert trained["exit_codes"] == (0, 0)
     manifests = [str(run_dir / "val.jsonl"), str(run_dir / "kitti.jsonl")]
     assert main(["eval", str(out / "model.onnx"), *manifests, "--json", str(tmp_path / "onnx.json"),
                  "--markdown", str(tmp_path / "onnx.md"), "--no-progress"]) == 0
@@ -277,3 +294,19 @@ def test_class_weights_and_augment_options_are_checked_up_front(tmp_path) -> Non
                                       "data": {"train": [str(manifest)]}, "export_weights": "middle"}))
     with pytest.raises(ConfigError, match="export_weights: best or last"):
         load_config(recipe)
+
+
+def test_a_resumed_log_drops_the_steps_after_the_checkpoint(tmp_path) -> None:
+    """A run killed between checkpoints logged steps its resume will log again: they must not appear twice."""
+    from hydranet_ros.train.trainer import CsvLog
+
+    path = tmp_path / "train_log.csv"
+    log = CsvLog(path, None)
+    for step in range(1, 6):
+        log.add({"step": step, "total": 1.0 / step})
+    resumed = CsvLog(path, resume_step=3)  # the last checkpoint was at step 3
+    resumed.add({"step": 4, "total": 0.2, "loss/depth": 0.1})  # a new column rewrites the header
+    resumed.add({"step": 5, "total": 0.1, "loss/depth": 0.05})
+    rows = list(csv.DictReader(path.open()))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[3]["total"] == "0.2" and rows[4]["loss/depth"] == "0.05" and rows[0]["loss/depth"] == ""

@@ -8,22 +8,20 @@ in `<model>.yaml` beside it, with the ONNX file's sha256 so the runtime can chec
 from __future__ import annotations
 
 import datetime as dt
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from hydranet_ros import __version__
-from hydranet_ros.hashing import sha256_of
+from hydranet_ros.core.contract import write_card, write_metadata
+from hydranet_ros.core.hashing import sha256_of
 from hydranet_ros.model.backbones import WeightsError, read_state_dict
 from hydranet_ros.model.hydra import FusedHydraNet, HydraNet
 from hydranet_ros.model.spec import ModelSpec
 
 OPSET = 17
-METADATA_KEY = "hydranet"
 
 
 def load_weights(net: torch.nn.Module, path: Path) -> None:
@@ -69,8 +67,6 @@ def _git_commit() -> str:
 def export_onnx(spec: ModelSpec, out: Path, weights: Path | None = None,
                 provenance: dict[str, Any] | None = None, metrics: dict[str, Any] | None = None) -> Path:
     """Export `spec` (with `weights`, else its initial weights) to `out` and write the card `out.yaml`."""
-    import onnx
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     net = HydraNet(spec, backbone_weights=False if weights else None)
@@ -96,23 +92,12 @@ def export_onnx(spec: ModelSpec, out: Path, weights: Path | None = None,
         "outputs": contract,
         "canonical_fx": canonical_fx,
     }
-    model = onnx.load(str(out))
-    del model.metadata_props[:]
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-    model.producer_name, model.producer_version = "hydranet_ros", __version__
-    onnx.save(model, str(out))
-
-    card = {
-        "model": out.name,
-        "sha256": sha256_of(out),
-        "name": spec.name,
+    write_metadata(out, meta, ("hydranet_ros", __version__))
+    write_card(out, meta["spec"], {
         "description": spec.description,
-        "tasks": [{"name": h.name, "type": h.type, "classes": list(h.classes)} for h in spec.heads],
         "input": meta["input"],
         "outputs": contract,
         "canonical_fx": canonical_fx,
-        "spec": spec.to_dict(),
         "provenance": {
             "exported": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "hydranet_ros": __version__,
@@ -124,18 +109,5 @@ def export_onnx(spec: ModelSpec, out: Path, weights: Path | None = None,
             **(provenance or {}),
         },
         "metrics": metrics or "not measured",
-    }
-    card_path = out.with_suffix(".yaml")
-    card_path.write_text(yaml.safe_dump(card, sort_keys=False, width=110))
+    })
     return out
-
-
-def read_metadata(onnx_path: Path) -> dict[str, Any]:
-    """The `hydranet` metadata of an exported graph (without loading its weights into a session)."""
-    import onnx
-
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    for p in model.metadata_props:
-        if p.key == METADATA_KEY:
-            return json.loads(p.value)
-    raise ValueError(f"{onnx_path} has no '{METADATA_KEY}' metadata: not exported by hydranet export")

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hydranet_ros.core.tasks import DepthOptions, DetectionOptions, SegmentationOptions
 from hydranet_ros.model.decoder import LightWeightRefineNet
 
 DECODER_STRIDE = LightWeightRefineNet.out_stride
@@ -74,7 +75,8 @@ class SegmentationHead(Head):
 
     type = "segmentation"
 
-    def __init__(self, in_channels: int, name: str, classes: Sequence[str], *, output_stride: int = 1) -> None:
+    def __init__(self, in_channels: int, name: str, classes: Sequence[str], *,
+                 output_stride: int = SegmentationOptions.output_stride) -> None:
         super().__init__(in_channels, name, classes)
         if not 2 <= len(self.classes) <= 256:
             raise ValueError(f"segmentation head {name!r} needs 2..256 classes (uint8 ids), got {self.classes}")
@@ -102,7 +104,7 @@ class DepthHead(Head):
     The network sees pixels, not metres, so the same object looks twice as large under a twice longer focal length.
     The head therefore predicts the depth a camera with fx = `canonical_fx` would see, and the runtime converts:
 
-        depth_real = depth_canonical * fx_real / canonical_fx      (`camera_scale(fx_real)` is that factor)
+        depth_real = depth_canonical * fx_real / canonical_fx      (core.geometry.metric_scale)
 
     where fx_real is the focal length in pixels of the image as fed to the network (i.e. after any resize). The
     `max_depth` cap applies to canonical depth. Training targets are converted the other way round.
@@ -117,10 +119,10 @@ class DepthHead(Head):
         name: str,
         classes: Sequence[str] = (),
         *,
-        max_depth: float = 80.0,
-        min_depth: float = 0.1,
-        canonical_fx: float = 1000.0,
-        output_stride: int = 1,
+        max_depth: float = DepthOptions.max_depth,
+        min_depth: float = DepthOptions.min_depth,
+        canonical_fx: float = DepthOptions.canonical_fx,
+        output_stride: int = DepthOptions.output_stride,
     ) -> None:
         super().__init__(in_channels, name, classes)  # classes are not used: depth has no labels
         if not 0.0 < min_depth < max_depth:
@@ -141,11 +143,6 @@ class DepthHead(Head):
         size = _scaled_size(input_hw, self.output_stride)
         depth = F.interpolate(raw, size=size, mode="bilinear", align_corners=False)
         return {self.name: depth[:, 0].float()}
-
-    def camera_scale(self, fx: float) -> float:
-        """Factor from canonical to real depth for a camera with focal length `fx` pixels (at the network's input)."""
-        return fx / self.canonical_fx
-
 
 class DetectionHead(Head):
     """Anchor-free boxes, CenterNet style (Zhou et al. 2019, "Objects as Points"), decoded inside the graph.
@@ -177,9 +174,9 @@ class DetectionHead(Head):
         name: str,
         classes: Sequence[str],
         *,
-        stride: int = 4,
-        max_detections: int = 100,
-        nms_iou: float = 0.5,
+        stride: int = DetectionOptions.stride,
+        max_detections: int = DetectionOptions.max_detections,
+        nms_iou: float = DetectionOptions.nms_iou,
     ) -> None:
         super().__init__(in_channels, name, classes)
         if not self.classes:

@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
+from hydranet_ros.core import frames as sources
+from hydranet_ros.core.geometry import Intrinsics
 from hydranet_ros.ros.bags import typestore
 from hydranet_ros.ros.params import camera_info_beside as camera_info_topic  # one naming rule, the node's
-from hydranet_ros.train import importers
 
 IMAGE_MSG = "sensor_msgs/msg/Image"
 COMPRESSED_MSG = "sensor_msgs/msg/CompressedImage"
@@ -187,8 +188,8 @@ def _read_camera(path: str | Path) -> _Camera:
     plumb_bob; zeros without it)."""
     path = Path(path)
     try:
-        cam = importers.read_intrinsics_json(path)
-    except importers.ImportDataError as exc:
+        cam = sources.read_intrinsics_json(path)
+    except sources.FrameSourceError as exc:
         raise MakeBagError(f"bad intrinsics file: {exc}") from exc
     dist = json.loads(path.read_text()).get("dist_k1k2p1p2k3", [0.0] * 5)
     if not (isinstance(dist, list) and len(dist) == 5 and all(isinstance(v, (int, float)) for v in dist)):
@@ -204,19 +205,19 @@ def _open_source(source: Path, *, compressed: bool, rate: float | None, every: i
                  jpeg_quality: int) -> tuple[_Frames, int | None, float]:
     """The frames as ((source width, height), frame) pairs, their expected count (None: unknown), and the rate."""
     try:
-        kind = importers.frames_kind(source)
+        kind = sources.frames_kind(source)
         if kind == "bag":
             raise MakeBagError(f"{source} is already a rosbag2 bag")
-        if kind == "folder" or source.suffix.lower() in importers.IMAGE_SUFFIXES:
-            files = importers.list_images(source) if kind == "folder" else [source]
+        if kind == "folder" or source.suffix.lower() in sources.IMAGE_SUFFIXES:
+            files = sources.list_images(source) if kind == "folder" else [source]
             files = files[start_frame::every][:max_frames]
             if not files:
-                raise MakeBagError(f"{source} has {len(importers.list_images(source))} images, none from "
+                raise MakeBagError(f"{source} has {len(sources.list_images(source))} images, none from "
                                    f"--start-frame {start_frame}")
             frames = _image_frames(files, compressed, resize, jpeg_quality)
             return frames, len(files), rate or FOLDER_RATE_HZ
         return _video_source(source, compressed, rate, every, start_frame, max_frames, resize, jpeg_quality)
-    except importers.ImportDataError as exc:
+    except sources.FrameSourceError as exc:
         raise MakeBagError(str(exc)) from exc
 
 
@@ -229,8 +230,8 @@ def _image_frames(files: list[Path], compressed: bool, resize: tuple[int, int] |
             # The file already is what image_transport would publish: copying keeps it bit-exact and skips a
             # lossy second encoding.
             try:
-                size = importers.image_size(path)
-            except importers.ImportDataError as exc:
+                size = sources.image_size(path)
+            except sources.FrameSourceError as exc:
                 raise MakeBagError(str(exc)) from exc
             yield size, _Frame(None, size, path.read_bytes())
             continue
@@ -272,7 +273,7 @@ def _video_source(video: Path, compressed: bool, rate: float | None, every: int,
             for skipped in range(start_frame):
                 if not cap.grab():
                     raise MakeBagError(f"video {video} has only {skipped} frames; --start-frame {start_frame}")
-            for _, bgr in importers._video_frames(cap, every, max_frames):
+            for _, bgr in sources.video_frames(cap, every, max_frames):
                 yield (bgr.shape[1], bgr.shape[0]), _convert(bgr, compressed, resize, jpeg_quality)
         finally:
             cap.release()
@@ -365,14 +366,12 @@ def _camera_info_fields(camera: _Camera, source_size: tuple[int, int],
 
     The calibrated size must have the source's aspect ratio (else it is another camera or a crop, and a scaled K
     would be silently wrong); the resize itself may change it, since its scale factors are known."""
-    fx, fy, cx, cy = camera.k
-    if camera.size is not None and camera.size != source_size:
-        try:
-            fx, fy, cx, cy = importers.Camera(fx, fy, cx, cy, camera.size).at(source_size)
-        except importers.ImportDataError as exc:
-            raise MakeBagError(f"intrinsics do not fit the source: {exc}") from exc
-    sx, sy = size[0] / source_size[0], size[1] / source_size[1]
-    fx, cx, fy, cy = fx * sx, cx * sx, fy * sy, cy * sy
+    try:
+        k_source = sources.Camera(*camera.k, camera.size).at(source_size)
+    except sources.FrameSourceError as exc:
+        raise MakeBagError(f"intrinsics do not fit the source: {exc}") from exc
+    k_frame = Intrinsics(*k_source).scaled(size[0] / source_size[0], size[1] / source_size[1])
+    fx, fy, cx, cy = k_frame.as_tuple()
     k = np.array([fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0])
     # Unrectified camera: P is K with a zero fourth column (as camera_calibration writes for a monocular camera
     # without a rectified-image model).

@@ -55,6 +55,8 @@ from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from hydranet_ros import __version__
+from hydranet_ros.core.contract import ModelContract, ModelError, default_model_path
+from hydranet_ros.core.geometry import Calibration, Intrinsics
 from hydranet_ros.ros import dds
 from hydranet_ros.ros import outputs as out
 from hydranet_ros.ros import params as P
@@ -62,11 +64,10 @@ from hydranet_ros.ros.convert import numpy_to_image
 from hydranet_ros.ros.inbox import Frame, FrameInbox
 from hydranet_ros.ros.monitor import ERROR, OK, WARN, CameraMonitor
 from hydranet_ros.ros.transport import BEST_EFFORT, RELIABLE, SequenceGaps, input_reliability
-from hydranet_ros.runtime.contract import ModelContract, ModelError, default_model_path
 from hydranet_ros.runtime.engines import Engine, load_engine
 from hydranet_ros.runtime.overlay import render_overlay
-from hydranet_ros.runtime.postprocess import FrameResult, Intrinsics, depth_to_points, split_batch
-from hydranet_ros.runtime.preprocess import ImageError, decode_compressed, decode_raw, make_batch
+from hydranet_ros.runtime.pipeline import EngineFailure, Perception
+from hydranet_ros.runtime.postprocess import FrameResult, depth_to_points
 
 _ROS_TYPES = {
     bool: Parameter.Type.BOOL,
@@ -127,22 +128,15 @@ class Camera:
         self.reliability = ""
         self.gaps = SequenceGaps()
 
-    def intrinsics(self, width: int, height: int, canonical_fx: float | None, scale: float) -> Intrinsics:
-        """This frame's intrinsics: camera_info (rescaled if it was calibrated at another resolution), else
-        fallback_fx, else the model's canonical focal length at the network's scale (depth then has the scale
-        the model learnt, which is wrong by the ratio of focal lengths: diagnostics say so)."""
+    def calibration(self) -> Calibration:
+        """What the node knows of this camera's intrinsics: its camera_info (rescaled to each frame's size if it
+        was calibrated at another resolution), else fallback_fx, else nothing (the pipeline then assumes the
+        model's canonical focal length; diagnostics say so)."""
         info = self.info
         if info is not None:
-            sx = width / info.width if info.width else 1.0
-            sy = height / info.height if info.height else 1.0
             k = info.k
-            self.monitor.focal_source = "camera_info"
-            return Intrinsics(k[0], k[4], k[2], k[5]).scaled(sx, sy)
-        if self.fallback_fx > 0:
-            self.monitor.focal_source = "fallback_fx"
-            return Intrinsics.guess(width, height, self.fallback_fx)
-        self.monitor.focal_source = "canonical" if canonical_fx else "not needed"
-        return Intrinsics.guess(width, height, (canonical_fx or 1000.0) / scale)
+            return Calibration(Intrinsics(k[0], k[4], k[2], k[5]), (info.width, info.height))
+        return Calibration(fallback_fx=self.fallback_fx)
 
 
 class HydraNetNode(LifecycleNode):
@@ -152,6 +146,7 @@ class HydraNetNode(LifecycleNode):
         self.cameras = {name: Camera(name, self.values) for name in self.values["camera_names"]}
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.engine: Engine | None = None
+        self.perception: Perception | None = None
         self.contract: ModelContract | None = None
         self.engine_error = ""
         self.inbox: FrameInbox | None = None
@@ -185,6 +180,7 @@ class HydraNetNode(LifecycleNode):
             )
             self.contract = self.engine.contract
             self.engine.warmup(batch_sizes=sorted({1, len(self.cameras)}))
+            self.perception = Perception(self.engine, self.contract)
         except (ModelError, OSError, ValueError, RuntimeError) as exc:
             self.engine_error = str(exc)
             self.get_logger().error(f"cannot load the model: {exc}")
@@ -312,6 +308,7 @@ class HydraNetNode(LifecycleNode):
         if self.engine is not None:
             self.engine.close()
         self.engine = None
+        self.perception = None
 
     def _create_publishers(self, cam: Camera) -> None:
         assert self.contract is not None
@@ -417,61 +414,37 @@ class HydraNetNode(LifecycleNode):
         """One pass. Live mode bounds each result's age at publication (from the frame's reception) by
         max_age_ms: a frame that would miss it, by the time the pass is predicted to take, is dropped before the
         pass; a result that missed it anyway is dropped at publication. Both are counted as stale."""
-        assert self.engine is not None and self.contract is not None
+        assert self.perception is not None
         live = self.values["mode"] == "live"
         max_age = self.values["max_age_ms"] / 1000.0
         if live:
             frames = self._drop_frames_that_cannot_make_it(frames, max_age)
-        t_pass = time.monotonic()
-        batch_frames, images = [], []
-        for f in frames:
-            cam = self.cameras[f.camera]
-            t0 = time.monotonic()
-            try:
-                images.append(self._decode(f.msg))
-            except ImageError as exc:
-                why = f"{cam.image_topic}: {exc}"
-                cam.monitor.dropped("malformed", why)
-                self._throttled_warn(f"decode-{cam.name}-{exc.reason}", f"dropped a frame from {why}")
-                continue
-            cam.monitor.stage("decode", _ms(t0))
-            batch_frames.append(f)
-        if not batch_frames:
+        if not frames:
             return
-        t0 = time.monotonic()
-        c = self.contract
-        batch, boxes = make_batch(images, c.input_width, c.input_height)
-        t_pre = _ms(t0)
-        t0 = time.monotonic()
+        t_pass = time.monotonic()
+        cams = [self.cameras[f.camera] for f in frames]
         try:
-            outputs = self.engine.run(batch)
-        except Exception as exc:
-            self.engine_error = f"{type(exc).__name__}: {exc}"
+            p = self.perception.process([f.msg for f in frames], [cam.calibration() for cam in cams],
+                                        self.values["score_threshold"], self.values["dense_output"])
+        except EngineFailure as exc:
+            self.engine_error = str(exc)
             raise
-        self.engine_error = ""
-        t_infer = _ms(t0)
-        self.passes += 1
-        self.batch_sizes.append(len(batch_frames))
-        t0 = time.monotonic()
-        intrinsics = [self.cameras[f.camera].intrinsics(lb.src_w, lb.src_h, c.canonical_fx, lb.scale)
-                      for f, lb in zip(batch_frames, boxes, strict=True)]
-        for f in batch_frames:
-            cam = self.cameras[f.camera]
-            if cam.monitor.focal_source == "canonical":
-                why = "no camera_info yet" if cam.info_topic else "no camera_info_topic"
-                self._throttled_warn(
-                    f"fx-{cam.name}", f"camera {cam.name}: {why} and fallback_fx is 0: metric depth assumes the "
-                    f"model's canonical focal length ({c.canonical_fx:.1f} px at the network's resolution), so it is "
-                    "off by the ratio of the real focal length to that", period=60.0)
-        results = split_batch(outputs, c, boxes, intrinsics, self.values["score_threshold"],
-                              self.values["dense_output"])
-        t_post = _ms(t0) / len(batch_frames)
+        if p.batch_size:
+            self.engine_error = ""
+            self.passes += 1
+            self.batch_sizes.append(p.batch_size)
         clock = self.get_clock()
-        for f, rgb, result in zip(batch_frames, images, results, strict=True):
-            cam = self.cameras[f.camera]
-            cam.monitor.stage("preprocess", t_pre)
-            cam.monitor.stage("infer", t_infer)
-            cam.monitor.stage("postprocess", t_post)
+        for f, cam, frame in zip(frames, cams, p.frames, strict=True):
+            if frame.error is not None:
+                why = f"{cam.image_topic}: {frame.error}"
+                cam.monitor.dropped("malformed", why)
+                self._throttled_warn(f"decode-{cam.name}-{frame.error.reason}", f"dropped a frame from {why}")
+                continue
+            assert frame.result is not None and frame.rgb is not None
+            for stage, ms in (("decode", frame.decode_ms), ("preprocess", p.preprocess_ms), ("infer", p.infer_ms),
+                              ("postprocess", p.postprocess_ms)):
+                cam.monitor.stage(stage, ms)
+            self._note_focal_source(cam, frame.focal_source)
             t0 = time.monotonic()
             age = t0 - f.received
             if live and age > max_age:
@@ -479,11 +452,22 @@ class HydraNetNode(LifecycleNode):
                 continue
             stamp = Time.from_msg(f.msg.header.stamp, clock_type=clock.clock_type)
             stamp_age_ms = (clock.now() - stamp).nanoseconds / 1e6
-            self._publish(cam, f.msg.header, rgb, result)
+            self._publish(cam, f.msg.header, frame.rgb, frame.result)
             cam.monitor.stage("publish", _ms(t0))
             cam.monitor.published(age * 1000.0, stamp_age_ms)
-        self.last_pass_end = time.monotonic()
-        self.pass_times.append((len(batch_frames), self.last_pass_end - t_pass))
+        if p.batch_size:
+            self.last_pass_end = time.monotonic()
+            self.pass_times.append((p.batch_size, self.last_pass_end - t_pass))
+
+    def _note_focal_source(self, cam: Camera, source: str) -> None:
+        cam.monitor.focal_source = source
+        if source == "canonical":
+            assert self.contract is not None
+            why = "no camera_info yet" if cam.info_topic else "no camera_info_topic"
+            self._throttled_warn(
+                f"fx-{cam.name}", f"camera {cam.name}: {why} and fallback_fx is 0: metric depth assumes the "
+                f"model's canonical focal length ({self.contract.canonical_fx:.1f} px at the network's resolution), "
+                "so it is off by the ratio of the real focal length to that", period=60.0)
 
     def predicted_pass_s(self, batch_size: int) -> float:
         """The median of the recent passes of this batch size (of any, if none), decode to last publish; 0 before
@@ -514,11 +498,6 @@ class HydraNetNode(LifecycleNode):
             else:
                 kept.append(f)
         return kept
-
-    def _decode(self, msg: Image | CompressedImage) -> np.ndarray:
-        if isinstance(msg, CompressedImage):
-            return decode_compressed(msg.format, msg.data)
-        return decode_raw(msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian, msg.data)
 
     def _publish(self, cam: Camera, in_header: Header, rgb: np.ndarray, r: FrameResult) -> None:
         """Every output of one camera, each with the input's header (stamp unchanged; frame_id overridable).

@@ -25,8 +25,9 @@ from vision_msgs.msg import (
 )
 from visualization_msgs.msg import Marker, MarkerArray
 
+from hydranet_ros.core.geometry import Intrinsics
 from hydranet_ros.runtime.overlay import BOX_COLOURS
-from hydranet_ros.runtime.postprocess import Detection, FrameResult, Intrinsics, box_position
+from hydranet_ros.runtime.postprocess import Detection, FrameResult, box_position
 
 
 def dense_camera_info(header: Header, result: FrameResult, source: CameraInfo | None) -> CameraInfo:

@@ -24,12 +24,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hydranet_ros.core.images import DENSE_ENCODINGS, ImageError, decode_image_msg, to_array
 from hydranet_ros.ros.bags import BagError, open_reader
-from hydranet_ros.ros.convert import ConversionError, image_to_numpy
 from hydranet_ros.ros.monitor import STAGES
 from hydranet_ros.runtime.overlay import BOX_COLOURS, MASK_ALPHA, SEGMENT_COLOURS, colourise_depth, tint
 from hydranet_ros.runtime.postprocess import box_distance
-from hydranet_ros.runtime.preprocess import ImageError, decode_compressed, decode_raw
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
@@ -316,32 +315,16 @@ def _frame_rate(frames: list[int]) -> float:
 
 # --- image messages as arrays --------------------------------------------------------------------------------------
 
-# encoding -> dtype of one channel, for the dense outputs (masks, depth) read as values rather than as colours
-_DENSE = ("mono8", "8UC1", "mono16", "16UC1", "32FC1")
-
-
 def dense_array(msg: Any) -> np.ndarray:
     """A one-channel sensor_msgs/Image (rclpy or rosbags) -> HxW array, honouring `step` and byte order.
 
     16UC1 depth is millimetres by REP 118: returned as float32 metres (0 = no reading -> +inf)."""
-    if msg.encoding not in _DENSE:
-        raise ImageError("encoding", f"a mask or depth image must be one of {', '.join(_DENSE)}, got {msg.encoding!r}")
-    try:
-        arr = image_to_numpy(msg)
-    except ConversionError as exc:
-        raise ImageError("size", str(exc)) from exc
+    arr = to_array(msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian, msg.data, DENSE_ENCODINGS)
     if msg.encoding == "16UC1":
         metres = arr.astype(np.float32) / 1000.0
         metres[arr == 0] = np.inf
         return metres
     return arr
-
-
-def colour_image(msg: Any, msgtype: str) -> np.ndarray:
-    """A camera Image (any encoding the node reads) or CompressedImage (jpeg, png) -> HxWx3 uint8 RGB."""
-    if msgtype == COMPRESSED:
-        return decode_compressed(msg.format, msg.data)
-    return decode_raw(msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian, msg.data)
 
 
 # --- second pass: pictures -----------------------------------------------------------------------------------------
@@ -410,7 +393,7 @@ def _render(reader: Any, index: _Index, frames: list[int], out: Path, fps: float
             try:
                 if part == "camera":
                     if f.camera is None:
-                        rgb = colour_image(msg, conn.msgtype)
+                        rgb = decode_image_msg(msg)
                         f.source_size = (rgb.shape[1], rgb.shape[0])
                         layout.learn(f.source_size)
                         f.camera = cv2.resize(rgb, layout.panel, interpolation=cv2.INTER_AREA)

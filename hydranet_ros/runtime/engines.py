@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from hydranet_ros.runtime.contract import CHECKPOINT_SUFFIXES, ModelContract, ModelError, load_contract
+from hydranet_ros.core.contract import CHECKPOINT_SUFFIXES, ModelContract, ModelError
+from hydranet_ros.runtime.contract import load_contract
 
 PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
 INPUT_NAME = "images"

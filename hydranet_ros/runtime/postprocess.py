@@ -20,30 +20,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from hydranet_ros.runtime.contract import ModelContract
-from hydranet_ros.runtime.preprocess import Letterbox
-
-# Canonical depth within this fraction of the cap counts as "at the cap": the sigmoid never quite reaches it.
-_CAP_FRACTION = 0.995
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics in pixels, pixel-centre convention (as sensor_msgs/CameraInfo K)."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    def scaled(self, sx: float, sy: float) -> Intrinsics:
-        """The same camera seen at a resolution scaled by (sx, sy)."""
-        return Intrinsics(self.fx * sx, self.fy * sy, (self.cx + 0.5) * sx - 0.5, (self.cy + 0.5) * sy - 0.5)
-
-    @classmethod
-    def guess(cls, width: int, height: int, fx: float) -> Intrinsics:
-        """No calibration: focal length `fx` (square pixels), principal point at the centre."""
-        return cls(fx, fx, (width - 1) / 2.0, (height - 1) / 2.0)
+from hydranet_ros.core.contract import ModelContract
+from hydranet_ros.core.geometry import Intrinsics, Letterbox, canonical_to_metric
+from hydranet_ros.core.tasks import DepthOptions
 
 
 @dataclass(frozen=True)
@@ -115,12 +94,7 @@ def split_batch(
 
 def metric_depth(canonical: np.ndarray, options: dict, canonical_fx: float | None, fx_network: float) -> np.ndarray:
     """Canonical depth (network resolution) -> this camera's metres; +inf where the head is at its cap."""
-    if not canonical_fx or canonical_fx <= 0:
-        raise ValueError("the model's depth head has no canonical focal length")
-    depth = canonical.astype(np.float32) * np.float32(fx_network / canonical_fx)
-    cap = float(options.get("max_depth", 80.0))
-    depth[canonical >= _CAP_FRACTION * cap] = np.inf
-    return depth
+    return canonical_to_metric(canonical, fx_network, canonical_fx or 0.0, DepthOptions.resolve(options).max_depth)
 
 
 def detections_to_source(rows: np.ndarray, lb: Letterbox, classes: tuple[str, ...] | list[str],

@@ -76,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
     import yaml
     from tqdm import tqdm
 
+    from hydranet_ros.core.contract import ModelError
     from hydranet_ros.runtime import engines
-    from hydranet_ros.runtime.contract import ModelError, load_contract
+    from hydranet_ros.runtime.contract import load_contract
 
     def fail(message: str) -> int:
         print(f"hydranet build-engine: {message}", file=sys.stderr)

@@ -145,7 +145,7 @@ def _source_bag(args: argparse.Namespace, work: Path) -> Path:
 
 
 def _model(path: Path | None) -> Path:
-    from hydranet_ros.runtime.contract import default_model_path
+    from hydranet_ros.core.contract import default_model_path
 
     model = path or default_model_path()
     if not model.is_file():

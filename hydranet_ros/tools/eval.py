@@ -33,8 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def evaluate_model(model: Path, manifests: list[Path], batch_size: int = 4, providers: tuple[str, ...] = ("cpu",),
                    threads: int = 0, progress: bool = True) -> dict:
     """{"model", "manifests", "images", "ms_per_image", "results": {kind: {task: metrics}}}."""
+    from hydranet_ros.core.contract import read_card
     from hydranet_ros.model.spec import ModelSpec
-    from hydranet_ros.runtime.contract import read_card
     from hydranet_ros.runtime.engines import load_engine
     from hydranet_ros.train.data import MultiTaskDataset
     from hydranet_ros.train.evaluate import evaluate
@@ -63,8 +63,8 @@ def evaluate_model(model: Path, manifests: list[Path], batch_size: int = 4, prov
 
 
 def run(args: argparse.Namespace) -> int:
+    from hydranet_ros.core.contract import ModelError
     from hydranet_ros.model.spec import SpecError
-    from hydranet_ros.runtime.contract import ModelError
     from hydranet_ros.train.manifest import ManifestError
     from hydranet_ros.train.metrics import markdown_table
     from hydranet_ros.train.trainer import json_safe
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
 def record_in_card(model: Path, key: str, report: dict) -> None:
     """metrics.<key> in the model's card: where the numbers came from, the headline numbers and the full results."""
-    from hydranet_ros.runtime.contract import record_card_metrics
+    from hydranet_ros.core.contract import record_card_metrics
     from hydranet_ros.train.evaluate import flat_metrics
 
     path = record_card_metrics(model, key, {

@@ -68,6 +68,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from hydranet_ros.core import frames
     from hydranet_ros.train import importers
     from hydranet_ros.train.manifest import write_manifest
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         for path, part in outputs:
             write_manifest(path, part)
             _print_summary(path, importers.summarize(part))
-    except (importers.ImportDataError, OSError) as exc:
+    except (frames.FrameSourceError, OSError) as exc:
         print(f"hydranet import: {exc}", file=sys.stderr)
         return 2
     if frames_dir is not None:
@@ -105,8 +106,10 @@ def _check_options(args: argparse.Namespace, error: type[Exception]) -> None:
 
 def _import(args: argparse.Namespace, importers: Any) -> tuple[list[Any], Path | None]:
     """The samples of args.kind, and the folder frames were written to (None: nothing written)."""
+    from hydranet_ros.core import frames
+
     _check_options(args, importers.ImportDataError)
-    camera = importers.read_intrinsics_json(args.intrinsics) if args.intrinsics else None
+    camera = frames.read_intrinsics_json(args.intrinsics) if args.intrinsics else None
     if args.kind == "sim":
         return importers.import_sim(args.src, source=args.source or "sim"), None
     if args.kind == "kitti":
@@ -120,7 +123,9 @@ def _import(args: argparse.Namespace, importers: Any) -> tuple[list[Any], Path |
 
 
 def _import_frames(args: argparse.Namespace, importers: Any, camera: Any) -> tuple[list[Any], Path | None]:
-    kind = importers.frames_kind(args.src)
+    from hydranet_ros.core import frames
+
+    kind = frames.frames_kind(args.src)
     common = {"every": args.every, "max_frames": args.max_frames, "intrinsics": camera, "source": args.source}
     if kind == "folder":
         return importers.import_image_folder(args.src, recursive=args.recursive, **common), None

@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from hydranet_ros.model.export import read_metadata
+    from hydranet_ros.core.contract import ModelError, read_metadata
     from hydranet_ros.model.hydra import FusedHydraNet, HydraNet
     from hydranet_ros.model.spec import ModelSpec, SpecError, load_spec
 
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
             spec = load_spec(args.model)
         if args.size:
             spec = spec.with_input_size(args.size)
-    except (SpecError, ValueError, OSError) as exc:
+    except (SpecError, ModelError, ValueError, OSError) as exc:
         print(f"hydranet info: {exc}", file=sys.stderr)
         return 2
 

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from hydranet_ros.core.geometry import PAD_RGB, Letterbox, metric_to_canonical
+from hydranet_ros.core.tasks import DepthOptions
 from hydranet_ros.model.spec import HeadSpec, ModelSpec
 from hydranet_ros.train.manifest import (
     IGNORE_INDEX,
@@ -35,7 +37,6 @@ from hydranet_ros.train.manifest import (
 )
 from hydranet_ros.train.photometric import Weather, render
 
-PAD_RGB = (124, 116, 104)  # the runtime's letterbox fill (hydranet_ros.runtime.preprocess.PAD_RGB)
 MIN_BOX_PX = 2.0  # boxes narrower or lower than this after the transform are dropped (CenterNet skips < 1 cell)
 MIN_VISIBLE = 0.4  # a box cut by the crop to less than this fraction of its area becomes a don't-care region
 
@@ -158,7 +159,7 @@ def plan_geometry(src_w: int, src_h: int, net_w: int, net_h: int, out_w: int, ou
         return rng.uniform(0, window - content)  # random placement inside the padding
 
     if augment is None:
-        # Exactly the runtime's letterbox (integer content size and padding).
+        # The runtime's letterbox (core.geometry.Letterbox.fit): integer content size and padding.
         new_w, new_h = min(max(round(src_w * scale), 1), out_w), min(max(round(src_h * scale), 1), out_h)
         return Geometry(scale, (out_w - new_w) // 2, (out_h - new_h) // 2, out_w, out_h, False)
     flip = augment.flip and rng.random() < 0.5
@@ -270,8 +271,11 @@ class MultiTaskDataset(Dataset):
         if s.size is not None and tuple(s.size) != (src_w, src_h):
             raise ManifestError(f"{s.image} is {src_w}x{src_h}, the manifest says {s.size[0]}x{s.size[1]}")
         geo = plan_geometry(src_w, src_h, *self.net_size, *self.out_size, self.augment, rng)
-        rgb = geo.warp(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), nearest=False, fill=PAD_RGB)
-        if self.augment is not None:
+        if self.augment is None:
+            # Exactly the node's network input (its resize rounds each axis; the labels follow `geo`, < 0.5 px off).
+            rgb = Letterbox.fit(src_w, src_h, *self.net_size).apply(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        else:
+            rgb = geo.warp(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), nearest=False, fill=PAD_RGB)
             rgb = colour_jitter(rgb, self.augment, rng)
             conditions = self.augment.weather.draw(rng)
             if conditions:  # the padding mask costs a warp: only for the crops that get weather
@@ -301,17 +305,15 @@ class MultiTaskDataset(Dataset):
             item["targets"][name] = torch.from_numpy(geo.warp(ids, nearest=True, fill=IGNORE_INDEX))
             return
         if head.type == "depth":
+            opts = DepthOptions.resolve(head.options)
             depth = read_depth(label)
             _check_size(depth, src_size, label)
             if label.get("zero") == "far":
                 # e.g. the simulator's sky: no surface in range, so the target is the head's cap, not "unknown".
-                depth[depth == 0] = float(head.options.get("max_depth", 80.0)) * 2
+                depth[depth == 0] = opts.max_depth * 2
             depth = geo.warp(depth, nearest=True, fill=0.0)
             fx = geo.intrinsics(s.intrinsics)[0]
-            canonical = float(head.options.get("canonical_fx", 1000.0))
-            cap = float(head.options.get("max_depth", 80.0))
-            depth = np.where(depth > 0, np.minimum(depth * canonical / fx, cap), 0.0).astype(np.float32)
-            item["targets"][name] = torch.from_numpy(depth)
+            item["targets"][name] = torch.from_numpy(metric_to_canonical(depth, fx, opts.canonical_fx, opts.max_depth))
             return
         raise ManifestError(f"no label loader for head type {head.type!r}")
 

@@ -17,6 +17,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from hydranet_ros.core.geometry import metric_scale
+from hydranet_ros.core.tasks import DepthOptions
 from hydranet_ros.model.spec import ModelSpec
 from hydranet_ros.train.data import MultiTaskDataset, collate
 from hydranet_ros.train.metrics import DepthMetric, DetectionMetric, SegmentationMetric
@@ -43,7 +45,7 @@ def evaluate(predict: Predict, dataset: MultiTaskDataset, batch_size: int = 4, w
     spec: ModelSpec = dataset.spec
     seg = {h.name: SegmentationMetric(list(h.classes)) for h in spec.heads if h.type == "segmentation"}
     det = {h.name: DetectionMetric(list(h.classes)) for h in spec.heads if h.type == "detection"}
-    dep = {h.name: DepthMetric(min_depth=float(h.options.get("min_depth", 0.1)),
+    dep = {h.name: DepthMetric(min_depth=DepthOptions.resolve(h.options).min_depth,
                                max_depth=1e4)  # the range test is done here, per camera
            for h in spec.heads if h.type == "depth"}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate)
@@ -100,9 +102,8 @@ def update_detection(metric: DetectionMetric, rows: np.ndarray, boxes: np.ndarra
 
 def _update_depth(metric: DepthMetric, head: Any, fx: float, pred: np.ndarray, target: np.ndarray) -> None:
     """fx: the camera's focal length in the network image (from the sample's geometry)."""
-    canonical = float(head.options.get("canonical_fx", 1000.0))
-    cap = float(head.options.get("max_depth", 80.0))
-    to_metres = fx / canonical
+    opts = DepthOptions.resolve(head.options)
+    cap, to_metres = opts.max_depth, metric_scale(fx, opts.canonical_fx)
     pred = _at_size(pred, target.shape, nearest=False)
     valid = (target > 0) & (target < cap * 0.999)  # the dataset clamps out-of-range labels to the cap
     metric.update(np.where(valid, pred * to_metres, 0.0), np.where(valid, target * to_metres, 0.0))

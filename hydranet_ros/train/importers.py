@@ -13,128 +13,34 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
-import struct
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hydranet_ros.core.frames import (
+    IMAGE_SUFFIXES,
+    Camera,
+    FrameSourceError,
+    IntrinsicsTuple,
+    image_size,
+    list_images,
+    read_json,
+    require_dir,
+    video_frames,
+)
 from hydranet_ros.train.manifest import HELD_OUT_KEY, IGNORE_CLASS, Sample
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-BAG_SUFFIXES = (".mcap", ".db3", ".bag")
 JPEG_QUALITY = 95
-Intrinsics = tuple[float, float, float, float]
 
 
-class ImportDataError(ValueError):
+class ImportDataError(FrameSourceError):
     """Input that cannot be imported; the message names the file and what is wrong with it."""
 
 
 # --- shared helpers -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Camera:
-    """Pinhole intrinsics measured at `size` (width, height); None: valid at any image size."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    size: tuple[int, int] | None = None
-
-    def at(self, size: tuple[int, int]) -> Intrinsics:
-        """The intrinsics for an image of `size`, scaled from the calibrated size (as convert.py scales CameraInfo)."""
-        if self.size is None or tuple(size) == tuple(self.size):
-            return (self.fx, self.fy, self.cx, self.cy)
-        (w0, h0), (w, h) = self.size, size
-        sx, sy = w / w0, h / h0
-        # A different aspect ratio means a crop or another camera, and a scaled K would be silently wrong.
-        if abs(sx / sy - 1.0) > 0.01:
-            raise ImportDataError(f"intrinsics are for {w0}x{h0} images but this image is {w}x{h}, another aspect "
-                                  "ratio (a crop, or another camera?)")
-        return (self.fx * sx, self.fy * sy, self.cx * sx, self.cy * sy)
-
-
-def read_intrinsics_json(path: str | Path) -> Camera:
-    """An intrinsics JSON: {"K": 3x3, "image_size_wh": [w, h] (optional)} (udacity/camera_intrinsics.json), or
-    {"fx", "fy", "cx", "cy"} with an optional "image_size_wh"."""
-    path = Path(path)
-    spec = _read_json(path)
-    try:
-        if "K" in spec:
-            k = spec["K"]
-            fx, fy, cx, cy = k[0][0], k[1][1], k[0][2], k[1][2]
-        else:
-            fx, fy, cx, cy = spec["fx"], spec["fy"], spec["cx"], spec["cy"]
-        size = spec.get("image_size_wh")
-        camera = Camera(float(fx), float(fy), float(cx), float(cy), (int(size[0]), int(size[1])) if size else None)
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise ImportDataError(f"{path}: intrinsics JSON needs 'K' (3x3) or fx, fy, cx, cy ({exc!r})") from exc
-    if camera.fx <= 0 or camera.fy <= 0:
-        raise ImportDataError(f"{path}: fx and fy must be > 0")
-    return camera
-
-
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image, from the PNG or JPEG header when it is one (no decoding: BDD100K's 100k frames
-    would take minutes to decode); other formats are decoded. EXIF orientation is not applied."""
-    path = Path(path)
-    with path.open("rb") as f:
-        head = f.read(24)
-        if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 24:
-            return struct.unpack(">II", head[16:24])
-        if head[:2] == b"\xff\xd8":
-            f.seek(2)
-            size = _jpeg_size(f)
-            if size:
-                return size
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ImportDataError(f"cannot read image {path}")
-    return img.shape[1], img.shape[0]
-
-
-def _jpeg_size(f) -> tuple[int, int] | None:
-    """Walk the JPEG segments to the frame header (SOFn); None if the stream ends first."""
-    sof = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
-    while True:
-        byte = f.read(1)
-        while byte and byte != b"\xff":
-            byte = f.read(1)
-        while byte == b"\xff":  # fill bytes
-            byte = f.read(1)
-        if not byte:
-            return None
-        marker = byte[0]
-        if marker in sof:
-            data = f.read(7)  # length (2), precision (1), height (2), width (2)
-            if len(data) < 7:
-                return None
-            h, w = struct.unpack(">HH", data[3:7])
-            return w, h
-        if marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
-            continue
-        length = f.read(2)
-        if len(length) < 2:
-            return None
-        f.seek(struct.unpack(">H", length)[0] - 2, 1)
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise ImportDataError(f"{path} does not exist")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ImportDataError(f"{path}: not JSON ({exc})") from exc
 
 
 def _read_jsonl(path: Path) -> list[Any]:
@@ -144,18 +50,6 @@ def _read_jsonl(path: Path) -> list[Any]:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
         raise ImportDataError(f"{path}: not JSON lines ({exc})") from exc
-
-
-def _require_dir(path: Path, what: str) -> Path:
-    path = Path(path)
-    if not path.is_dir():
-        raise ImportDataError(f"{what} {path} is not a folder" if path.exists() else f"{what} {path} does not exist")
-    return path
-
-
-def _natural_key(text: str) -> list[Any]:
-    """Sort key that puts frame_9 before frame_10."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
 
 
 def check_files(samples: Iterable[Sample]) -> None:
@@ -179,8 +73,8 @@ SIM_CLASSES = {"car": "vehicle", "truck": "vehicle"}
 
 def import_sim(root: str | Path, *, source: str = "sim") -> list[Sample]:
     """The sim set: all four tasks per frame, the episode in `extra` (for splitting without leaks)."""
-    root = _require_dir(Path(root), "sim dataset")
-    meta = _read_json(root / "dataset.json")
+    root = require_dir(Path(root), "sim dataset")
+    meta = read_json(root / "dataset.json")
     try:
         size = (int(meta["image_size"]["width"]), int(meta["image_size"]["height"]))
         k = meta["intrinsics"]
@@ -192,7 +86,7 @@ def import_sim(root: str | Path, *, source: str = "sim") -> list[Sample]:
     return samples
 
 
-def _sim_sample(root: Path, frame: dict[str, Any], size: tuple[int, int], intrinsics: Intrinsics,
+def _sim_sample(root: Path, frame: dict[str, Any], size: tuple[int, int], intrinsics: IntrinsicsTuple,
                 source: str) -> Sample:
     name = frame["frame"]
     semantic = root / "semantic" / f"{name}.png"
@@ -200,7 +94,7 @@ def _sim_sample(root: Path, frame: dict[str, Any], size: tuple[int, int], intrin
     # vehicle pixels in semantic/ but no box; the set's README calls them don't-care, so their blobs become
     # "ignore" regions (neither positive nor negative for the detector).
     boxes = [[round(b["x1"], 2), round(b["y1"], 2), round(b["x2"], 2), round(b["y2"], 2),
-              SIM_CLASSES.get(b["cls"], IGNORE_CLASS)] for b in _read_json(root / "boxes" / f"{name}.json")]
+              SIM_CLASSES.get(b["cls"], IGNORE_CLASS)] for b in read_json(root / "boxes" / f"{name}.json")]
     boxes += _unboxed_vehicles(semantic, boxes)
     labels = {
         "drivable_area": {"file": semantic, "map": dict(SIM_DRIVABLE), "default": 0},
@@ -256,8 +150,8 @@ def import_kitti(root: str | Path, *, source: str = "kitti", split: str = "all")
     """
     if split not in KITTI_SPLITS:
         raise ImportDataError(f"KITTI split must be one of {', '.join(KITTI_SPLITS)}, got {split!r}")
-    root = _require_dir(Path(root), "KITTI folder")
-    images_dir = _require_dir(root / "image_2", "KITTI image folder")
+    root = require_dir(Path(root), "KITTI folder")
+    images_dir = require_dir(root / "image_2", "KITTI image folder")
     images = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise ImportDataError(f"no images in {images_dir}")
@@ -283,7 +177,7 @@ def read_kitti_split(root: Path, name: str, required: bool) -> set[str]:
         if required:
             raise ImportDataError(f"--split needs {path} ({{\"train\": [stems], \"val\": [stems]}})")
         return set()
-    doc = _read_json(path)
+    doc = read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get(name), list):
         raise ImportDataError(f"{path}: no list {name!r} (expected {{\"train\": [...], \"val\": [...]}})")
     train, val = set(map(str, doc.get("train", []))), set(map(str, doc.get("val", [])))
@@ -304,7 +198,7 @@ def _kitti_sample(root: Path, image: Path, source: str) -> Sample:
                   size=image_size(image), source=source)
 
 
-def read_kitti_intrinsics(calib: str | Path) -> Intrinsics:
+def read_kitti_intrinsics(calib: str | Path) -> IntrinsicsTuple:
     """fx, fy, cx, cy of the left colour camera (P2, the rectified camera of image_2/ and of the labels)."""
     calib = Path(calib)
     if not calib.is_file():
@@ -354,7 +248,7 @@ def import_bdd100k(images: str | Path, *, detections: str | Path | None = None, 
                    intrinsics: Camera | None = None, source: str = "bdd100k") -> list[Sample]:
     """Images in `images` that have a detection entry (det_20 JSON, the 2018 JSON, or a folder of the 2018
     per-image JSONs) and/or a 2020 drivable mask (`drivable`/<stem>.png). Labels for absent images are skipped."""
-    images = _require_dir(Path(images), "BDD100K image folder")
+    images = require_dir(Path(images), "BDD100K image folder")
     if detections is None and drivable is None:
         raise ImportDataError("bdd100k needs a detection JSON, a drivable-mask folder, or both")
     boxes = read_bdd_detections(Path(detections)) if detections is not None else {}
@@ -394,7 +288,7 @@ def read_bdd_detections(path: Path) -> dict[str, list[list[Any]]]:
         raise ImportDataError(f"no JSON files in {path}")
     out: dict[str, list[list[Any]]] = {}
     for f in files:
-        for name, objects in _bdd_entries(_read_json(f), f):
+        for name, objects in _bdd_entries(read_json(f), f):
             out[name if Path(name).suffix else f"{name}.jpg"] = _bdd_boxes(objects, f)
     return out
 
@@ -427,7 +321,7 @@ def _bdd_boxes(objects: list[dict[str, Any]], where: Path) -> list[list[Any]]:
 
 
 def _bdd_masks(folder: Path) -> dict[str, Path]:
-    folder = _require_dir(folder, "BDD100K drivable-mask folder")
+    folder = require_dir(folder, "BDD100K drivable-mask folder")
     masks = {p.stem: p for p in folder.glob("*.png")}
     if not masks:
         raise ImportDataError(f"no PNG masks in {folder}")
@@ -448,27 +342,6 @@ def _check_bdd_mask(path: Path) -> None:
 
 
 # --- raw frames: image folder, video, rosbag2 -----------------------------------------------------------------------
-
-
-def frames_kind(src: str | Path) -> str:
-    """"bag" (a rosbag2 folder, or an .mcap/.db3/.bag file), "folder" (of images) or "video"."""
-    src = Path(src)
-    if not src.exists():
-        raise ImportDataError(f"{src} does not exist")
-    if src.is_dir():
-        return "bag" if (src / "metadata.yaml").is_file() else "folder"
-    return "bag" if src.suffix.lower() in BAG_SUFFIXES else "video"
-
-
-def list_images(folder: str | Path, *, recursive: bool = False) -> list[Path]:
-    folder = _require_dir(Path(folder), "image folder")
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    images = [p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-    if not images:
-        bags = [p.name for p in folder.iterdir() if p.suffix in BAG_SUFFIXES]
-        hint = f" (for a bag without metadata.yaml pass the file: {bags[0]})" if bags else ""
-        raise ImportDataError(f"no jpg/jpeg/png images in {folder}{' or below' if recursive else ''}{hint}")
-    return sorted(images, key=lambda p: _natural_key(p.relative_to(folder).as_posix()))
 
 
 def import_image_folder(folder: str | Path, *, recursive: bool = False, every: int = 1, max_frames: int | None = None,
@@ -516,7 +389,7 @@ def import_video(video: str | Path, frames_dir: str | Path, *, every: int = 1, m
     try:
         total = -(-int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) // every)
         total = min(total, max_frames) if max_frames is not None else total
-        for i, frame in _progress(_video_frames(cap, every, max_frames), total, video.name, progress):
+        for i, frame in _progress(video_frames(cap, every, max_frames), total, video.name, progress):
             path = frames_dir / f"{i:06d}.jpg"
             _write_jpeg(path, frame)
             size = (frame.shape[1], frame.shape[0])
@@ -528,31 +401,11 @@ def import_video(video: str | Path, frames_dir: str | Path, *, every: int = 1, m
     return samples
 
 
-def _video_frames(cap: Any, every: int, max_frames: int | None) -> Iterator[tuple[int, Any]]:
-    i = taken = 0
-    while max_frames is None or taken < max_frames:
-        if i % every:
-            ok, frame = cap.grab(), None  # skipped frames are demuxed but not converted
-        else:
-            ok, frame = cap.read()
-        if not ok:
-            return
-        if frame is not None:
-            taken += 1
-            yield i, frame
-        i += 1
-
-
 # rosbag2 -----------------------------------------------------------------------------------------------------------
 
 IMAGE_MSG = "sensor_msgs/msg/Image"
 COMPRESSED_MSG = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_MSG = "sensor_msgs/msg/CameraInfo"
-# encoding -> (channels, cv2 conversion to BGR or None); what JPEG can hold without a lossy remap of the values.
-RAW_ENCODINGS = {"rgb8": (3, "COLOR_RGB2BGR"), "bgr8": (3, None), "rgba8": (4, "COLOR_RGBA2BGR"),
-                 "bgra8": (4, "COLOR_BGRA2BGR"), "mono8": (1, None)}
-
-
 def import_bag(bag: str | Path, frames_dir: str | Path, *, topic: str | None = None,
                camera_info_topic: str | None = None, every: int = 1, max_frames: int | None = None,
                intrinsics: Camera | None = None, source: str | None = None, progress: bool = False) -> list[Sample]:
@@ -653,37 +506,32 @@ def _bag_frames(reader: Any, connections: list[Any], out_dir: Path, every: int, 
 
 
 def _write_raw(msg: Any, path: Path, topic: str) -> Path:
+    """Any camera encoding the node reads (core/images.py's table: Bayer, YUV, 16-bit, ...) -> a JPEG."""
     import cv2
-    import numpy as np
 
-    if msg.encoding not in RAW_ENCODINGS:
-        raise ImportDataError(f"{topic}: image encoding {msg.encoding!r} is not supported "
-                              f"(supported: {', '.join(RAW_ENCODINGS)}, and CompressedImage)")
-    channels, conversion = RAW_ENCODINGS[msg.encoding]
-    h, w, row = int(msg.height), int(msg.width), int(msg.width) * channels
-    data = np.ascontiguousarray(msg.data, dtype=np.uint8).ravel()
-    if h == 0 or w == 0 or msg.step < row or len(data) < msg.step * (h - 1) + row:
-        raise ImportDataError(f"{topic}: malformed {w}x{h} {msg.encoding} image (step {msg.step}, "
-                              f"{len(data)} bytes)")
-    # Rows may be padded to `step`; the last one need not be.
-    rows = np.lib.stride_tricks.as_strided(data, shape=(h, row), strides=(int(msg.step), 1))
-    image = rows.reshape(h, w, channels) if channels > 1 else rows.reshape(h, w)
-    if conversion:
-        image = cv2.cvtColor(np.ascontiguousarray(image), getattr(cv2, conversion))
-    _write_jpeg(path, np.ascontiguousarray(image))
+    from hydranet_ros.core.images import DEPTH_ENCODINGS, ImageError, decode_raw
+
+    if msg.encoding in DEPTH_ENCODINGS:
+        raise ImportDataError(f"{topic}: image encoding {msg.encoding!r} is not supported: by REP 118 it is a depth "
+                              "image, not a camera frame")
+    try:
+        rgb = decode_raw(msg.encoding, msg.width, msg.height, msg.step, msg.is_bigendian, msg.data)
+    except ImageError as exc:
+        raise ImportDataError(f"{topic}: {exc}") from None
+    _write_jpeg(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return path
 
 
 def _write_compressed(msg: Any, stem: Path, topic: str) -> Path:
     """JPEG and PNG payloads are already image files: written as they are, no second lossy encode."""
+    from hydranet_ros.core.images import compressed_kind
+
     data = bytes(msg.data)
-    if data[:2] == b"\xff\xd8":
-        path = stem.with_suffix(".jpg")
-    elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        path = stem.with_suffix(".png")
-    else:
+    kind = compressed_kind(data)
+    if kind is None:
         raise ImportDataError(f"{topic}: CompressedImage format {msg.format!r} is neither JPEG nor PNG "
                               "(compressedDepth is a depth image, not a camera frame)")
+    path = stem.with_suffix(".jpg" if kind == "jpeg" else ".png")
     path.write_bytes(data)
     return path
 

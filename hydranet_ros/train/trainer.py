@@ -32,10 +32,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
+from hydranet_ros.core.contract import write_card
+from hydranet_ros.core.tasks import DetectionOptions
 from hydranet_ros.model.export import load_weights
 from hydranet_ros.model.hydra import FusedHydraNet, HydraNet
 from hydranet_ros.model.spec import ModelSpec, load_spec
-from hydranet_ros.runtime.contract import write_checkpoint_card
 from hydranet_ros.train.balancing import GradNormWeighting, TaskWeighting, build_weighting, pcgrad
 from hydranet_ros.train.config import ConfigError, TrainConfig
 from hydranet_ros.train.data import Augment, MultiTaskDataset, collate, source_weights
@@ -130,7 +131,7 @@ class TaskLosses:
                 target = target.to(device) if target is not None else torch.zeros(len(present), *hw, device=device)
                 out[h.name] = depth_loss(raw[h.name], target, present, **opts)
             elif h.type == "detection":
-                stride = int(h.options.get("stride", 4))
+                stride = DetectionOptions.resolve(h.options).stride
                 size = tuple(raw[h.name].shape[-2:])
                 boxes = batch["boxes"].get(h.name) or [torch.zeros(0, 5)] * len(present)
                 ignore = batch["ignore"].get(h.name) or [torch.zeros(0, 4)] * len(present)
@@ -165,24 +166,32 @@ def lr_factor(step: int, steps: int, warmup: int) -> float:
 class CsvLog:
     """Append rows to a CSV whose columns may grow (a task appears later): rewrites the header when they do."""
 
-    def __init__(self, path: Path, resume: bool) -> None:
+    def __init__(self, path: Path, resume_step: int | None) -> None:
+        """`resume_step`: continue the log of a run resumed at that step, dropping the rows after it (logged
+        between the last checkpoint and the run's end: the resumed run logs those steps again)."""
         self.path = path
         self.rows: list[dict[str, Any]] = []
-        if resume and path.is_file():
+        if resume_step is not None and path.is_file():
             with path.open() as f:
-                self.rows = [dict(r) for r in csv.DictReader(f)]
+                self.rows = [dict(r) for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
         self.columns: list[str] = list(self.rows[0]) if self.rows else []
+        if resume_step is not None and self.rows:
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        with self.path.open("w", newline="") as f:
+            w = csv.DictWriter(f, self.columns)
+            w.writeheader()
+            w.writerows(self.rows)
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         new = [k for k in row if k not in self.columns]
-        with self.path.open("w" if new or len(self.rows) == 1 else "a", newline="") as f:
-            if new or len(self.rows) == 1:
-                self.columns += new
-                w = csv.DictWriter(f, self.columns)
-                w.writeheader()
-                w.writerows(self.rows)
-            else:
+        if new or len(self.rows) == 1:
+            self.columns += new
+            self._rewrite()
+        else:
+            with self.path.open("a", newline="") as f:
                 csv.DictWriter(f, self.columns).writerow(row)
 
     def series(self, column: str) -> tuple[list[float], list[float]]:
@@ -298,7 +307,7 @@ class Trainer:
         path = self.out / f"{name}.safetensors"
         state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         save_file(state, str(path))
-        write_checkpoint_card(path, self.spec.to_dict(), {"training": {"step": self.step, **(extra or {})}})
+        write_card(path, self.spec.to_dict(), {"training": {"step": self.step, **(extra or {})}})
         return path
 
     def save_resume_state(self) -> None:
@@ -375,9 +384,9 @@ class Trainer:
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.yaml").write_text(json.dumps(cfg.raw, indent=1, default=str))
-        resume = self.step > 0
-        train_log = CsvLog(self.out / "train_log.csv", resume)
-        val_log = CsvLog(self.out / "val_log.csv", resume)
+        resume_step = self.step if self.step > 0 else None
+        train_log = CsvLog(self.out / "train_log.csv", resume_step)
+        val_log = CsvLog(self.out / "val_log.csv", resume_step)
         try:
             from torch.utils.tensorboard import SummaryWriter  # optional: only when tensorboard is installed
 

@@ -1,0 +1,3 @@
+"""The layer every other one imports, importing neither torch nor rclpy: the model contract (cards and ONNX
+metadata), camera geometry (intrinsics, letterbox, canonical <-> metric depth), image decoding, frame sources and
+the options of each task kind."""
