@@ -408,7 +408,7 @@ def _write_bag(path: Path, storage: str, frames: list[np.ndarray]) -> None:
     with Writer(path, version=9, storage_plugin=plugin) as w:
         conns = {topic: w.add_connection(topic, msgtype, typestore=ts) for topic, msgtype in [
             ("/cam/image_raw", image_t), ("/cam/image_raw/compressed", jpeg_t), ("/cam/camera_info", info_t),
-            ("/other/camera_info", info_t), ("/cam/depth", image_t)]}
+            ("/other/camera_info", info_t), ("/cam/depth", image_t), ("/bayer/image_raw", image_t)]}
         for i, rgb in enumerate(frames):
             stamp = 1_700_000_000 + i
             header = t["std_msgs/msg/Header"](stamp=t["builtin_interfaces/msg/Time"](sec=stamp, nanosec=5),
@@ -423,9 +423,19 @@ def _write_bag(path: Path, storage: str, frames: list[np.ndarray]) -> None:
                 "/other/camera_info": _camera_info(t, header, w_, h, [9.0, 0, 1, 0, 9, 1, 0, 0, 1]),
                 "/cam/depth": t[image_t](header=header, height=h, width=w_, encoding="16UC1", is_bigendian=0,
                                          step=w_ * 2, data=np.zeros(h * w_ * 2, np.uint8)),
+                "/bayer/image_raw": t[image_t](header=header, height=h, width=w_, encoding="bayer_rggb8",
+                                               is_bigendian=0, step=w_, data=_rggb(rgb).reshape(-1)),
             }
             for topic, msg in msgs.items():
                 w.write(conns[topic], stamp * 1_000_000_000, ts.serialize_cdr(msg, msg.__msgtype__))
+
+
+def _rggb(rgb: np.ndarray) -> np.ndarray:
+    """The raw sensor image of a Bayer RGGB camera seeing `rgb`: R G / G B in each 2x2 cell."""
+    raw = rgb[:, :, 1].copy()
+    raw[0::2, 0::2] = rgb[0::2, 0::2, 0]
+    raw[1::2, 1::2] = rgb[1::2, 1::2, 2]
+    return raw
 
 
 def _camera_info(t, header, width, height, k):
@@ -465,6 +475,19 @@ def test_compressed_frames_from_a_bag_are_the_jpeg_bytes(bag, tmp_path):
     assert samples[0].image.read_bytes()[:2] == b"\xff\xd8" and samples[0].intrinsics[0] == 500.0
 
 
+def test_a_bayer_camera_imports_as_the_node_reads_it(bag, tmp_path):
+    """Any encoding the node takes (core/images.py's one table) imports: a raw Bayer RGGB camera is demosaiced,
+    and the frames look like the scene (not like a grey mosaic, nor with red and blue swapped)."""
+    path, frames = bag
+    samples = importers.import_bag(path, tmp_path / "f", topic="/bayer/image_raw")
+    assert len(samples) == 3
+    for s, rgb in zip(samples, frames, strict=True):
+        got = cv2.imread(str(s.image))[:, :, ::-1].astype(np.float32)
+        inner = (slice(4, -4), slice(4, -4))  # demosaicing guesses at the border
+        err = np.abs(got[inner] - rgb[inner].astype(np.float32)).mean(axis=(0, 1))
+        assert err.max() < 12, err  # per channel, in grey levels (JPEG + interpolation)
+
+
 def test_bag_cli_errors_name_the_topics_and_the_encoding(bag, tmp_path, capsys):
     path, _ = bag
     assert cli("frames", path, "--topic", "/nope", "-o", tmp_path / "x.jsonl") == 2
@@ -472,7 +495,7 @@ def test_bag_cli_errors_name_the_topics_and_the_encoding(bag, tmp_path, capsys):
     assert "no image topic /nope" in err and "/cam/image_raw (Image, 3 msgs)" in err
     assert "/cam/image_raw/compressed (CompressedImage, 3 msgs)" in err and "Traceback" not in err
     assert cli("frames", path, "-o", tmp_path / "x.jsonl") == 2
-    assert "3 image topics; pick one with --topic" in capsys.readouterr().err
+    assert "4 image topics; pick one with --topic" in capsys.readouterr().err
     assert cli("frames", path, "--topic", "/cam/depth", "-o", tmp_path / "x.jsonl") == 2
     assert "image encoding '16UC1' is not supported" in capsys.readouterr().err
 

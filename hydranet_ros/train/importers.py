@@ -464,6 +464,8 @@ def _bag_camera(reader: Any, image_topic: str, info_topic: str | None, bag: Path
             raise ImportDataError(f"{bag} has no CameraInfo topic {info_topic}; its CameraInfo topics: {listing}")
     else:
         chosen = _same_namespace(infos, image_topic)
+    if not chosen:  # (rosbags reads every topic for an empty connection list)
+        return None
     for _conn, _t, raw in reader.messages(connections=chosen):
         msg = reader.deserialize(raw, CAMERA_INFO_MSG)
         if msg.k[0] > 0 and msg.k[4] > 0:  # an uncalibrated camera publishes K = 0
