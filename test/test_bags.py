@@ -1,4 +1,4 @@
-"""hydranet_ros.ros.bags: the typestore that writes our outputs into bags, and opening bags with clear errors."""
+"""hydranet_ros.bags.rosbag: the typestore that writes our outputs into bags, and opening bags with clear errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hydranet_ros.ros.bags import BagError, definition_file, open_reader, storage_of, typestore
+from hydranet_ros.bags.rosbag import BagError, definition_file, open_reader, storage_of, typestore
 
 # Every type the node publishes: a bag must describe each with the hash that live Jazzy nodes advertise.
 NODE_TYPES = ["sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/PointCloud2",

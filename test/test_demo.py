@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hydranet_ros.ros.bags import open_reader
+from hydranet_ros.bags.rosbag import open_reader
 from hydranet_ros.tools.demo import SAMPLE_BAG
 
 HYDRANET = [str(Path(sys.executable).parent / "hydranet")]
@@ -186,7 +186,7 @@ def test_demo_on_bad_input_is_a_clear_error(tmp_path):
     # A bag with no camera images: the error lists what it has.
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from hydranet_ros.ros.bags import typestore
+    from hydranet_ros.bags.rosbag import typestore
 
     store = typestore()
     bag = tmp_path / "no_camera"

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import INTRINSICS, REPO, SAMPLES
-from hydranet_ros.ros.bags import open_reader
-from hydranet_ros.ros.make_bag import make_camera_bag
+from hydranet_ros.bags.make_bag import make_camera_bag
+from hydranet_ros.bags.rosbag import open_reader
 
 SAMPLE_BAG = SAMPLES / "udacity_drive"
 IMAGE_TOPIC = "/camera/front/image_raw"

@@ -21,7 +21,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2D, Detection2DArray, ObjectHypothesisWithPose
 
 from conftest import INTRINSICS, NODE, SAMPLES, spin_until, wait_for_publishers
-from hydranet_ros.ros.bags import open_reader, typestore
+from hydranet_ros.bags.rosbag import open_reader, typestore
 from hydranet_ros.ros.convert import camera_info_from_json, numpy_to_image
 
 REPLAY = [sys.executable, "-m", "hydranet_ros.tools.cli", "replay"]

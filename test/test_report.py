@@ -140,7 +140,7 @@ def write_bag(drive: Drive, path: Path, skip: tuple[str, ...] = ()) -> Path:
     from rclpy.serialization import serialize_message
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from hydranet_ros.ros.bags import typestore
+    from hydranet_ros.bags.rosbag import typestore
 
     store = typestore(VISION_TYPES)
     connections: dict[str, Any] = {}
@@ -166,28 +166,28 @@ def bag(drive: Drive, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(bag: Path, tmp_path_factory: pytest.TempPathFactory):
-    from hydranet_ros.ros.report import render_report
+    from hydranet_ros.bags.report import render_report
 
     return render_report(bag, tmp_path_factory.mktemp("report"), progress=False)
 
 
 def _panels(row: np.ndarray) -> list[np.ndarray]:
     """One rendered frame (title strips + 4 panels) -> the 4 panels without their titles."""
-    from hydranet_ros.ros.report import GAP, TITLE_HEIGHT
+    from hydranet_ros.bags.report.panels import GAP, TITLE_HEIGHT
 
     w = (row.shape[1] - 3 * GAP) // 4
     return [row[TITLE_HEIGHT:, k * (w + GAP): k * (w + GAP) + w] for k in range(4)]
 
 
 def _sheet_rows(sheet: np.ndarray, n: int, frame_h: int) -> list[np.ndarray]:
-    from hydranet_ros.ros.report import GAP
+    from hydranet_ros.bags.report.panels import GAP
 
     head = sheet.shape[0] - n * (frame_h + 2 * GAP)
     return [sheet[head + k * (frame_h + 2 * GAP): head + k * (frame_h + 2 * GAP) + frame_h] for k in range(n)]
 
 
 def test_report_files_and_layout(report, drive: Drive):
-    from hydranet_ros.ros.report import GAP, PANEL_HEIGHT, TITLE_HEIGHT
+    from hydranet_ros.bags.report.panels import GAP, PANEL_HEIGHT, TITLE_HEIGHT
 
     assert report.frames == len(drive.stamps) == 6
     for path in (report.video, report.sheet, report.summary_md, report.summary_json):
@@ -212,7 +212,7 @@ def test_report_files_and_layout(report, drive: Drive):
 
 
 def test_report_content(report, drive: Drive):
-    from hydranet_ros.ros.report import PANEL_HEIGHT, TITLE_HEIGHT
+    from hydranet_ros.bags.report.panels import PANEL_HEIGHT, TITLE_HEIGHT
 
     sheet = cv2.cvtColor(cv2.imread(str(report.sheet)), cv2.COLOR_BGR2RGB)
     rows = _sheet_rows(sheet, 6, TITLE_HEIGHT + PANEL_HEIGHT)
@@ -223,7 +223,7 @@ def test_report_content(report, drive: Drive):
         assert np.abs(segments[lower] - camera[lower]).mean() > 5, k
         assert camera.std() > 20  # a real picture, not a placeholder
         if k == NO_DEPTH_AT:
-            from hydranet_ros.ros.report import EMPTY_BG
+            from hydranet_ros.bags.report.panels import EMPTY_BG
 
             assert (depth == EMPTY_BG).all(axis=2).mean() > 0.8  # the "no output" panel
         else:
@@ -267,7 +267,7 @@ def test_latency_table_matches_the_diagnostics_written(report, drive: Drive):
 
 
 def test_without_camera_images_the_overlay_stands_in(drive: Drive, tmp_path: Path):
-    from hydranet_ros.ros.report import render_report
+    from hydranet_ros.bags.report import render_report
 
     bag = write_bag(drive, tmp_path / "outputs_only", skip=("/camera/",))
     report = render_report(bag, tmp_path / "out", progress=False, sheet_rows=2)
@@ -278,7 +278,7 @@ def test_without_camera_images_the_overlay_stands_in(drive: Drive, tmp_path: Pat
 
 
 def test_two_cameras_with_the_same_stamps(drive: Drive, tmp_path: Path):
-    from hydranet_ros.ros.report import render_report
+    from hydranet_ros.bags.report import render_report
 
     both = Drive(records=drive.records + make_drive(FRAMES[:2], no_depth_at=None, camera="rear").records)
     bag = write_bag(both, tmp_path / "two_cameras")
@@ -291,8 +291,8 @@ def test_two_cameras_with_the_same_stamps(drive: Drive, tmp_path: Path):
 
 
 def test_errors_name_what_the_bag_holds(drive: Drive, tmp_path: Path, bag: Path):
-    from hydranet_ros.ros.bags import BagError
-    from hydranet_ros.ros.report import render_report
+    from hydranet_ros.bags.report import render_report
+    from hydranet_ros.bags.rosbag import BagError
 
     camera_only = write_bag(drive, tmp_path / "camera_only", skip=("/hydranet/", "/diagnostics"))
     with pytest.raises(BagError, match=r"none of hydranet_node's outputs.*/camera/front/image_raw \(Image\)"):
@@ -304,9 +304,9 @@ def test_errors_name_what_the_bag_holds(drive: Drive, tmp_path: Path, bag: Path)
 
 
 def test_image_conversions_honour_step_and_encodings():
+    from hydranet_ros.bags.report.index import dense_array
+    from hydranet_ros.bags.rosbag import typestore
     from hydranet_ros.core.images import decode_image_msg
-    from hydranet_ros.ros.bags import typestore
-    from hydranet_ros.ros.report import dense_array
 
     store = typestore()
     Image, Header, Time = (store.types[t] for t in ("sensor_msgs/msg/Image", "std_msgs/msg/Header",
@@ -339,9 +339,9 @@ def test_image_conversions_honour_step_and_encodings():
 
 @pytest.mark.parametrize(("near", "far"), [(3.0, 80.0), (1.0, 80.0), (2.5, 50.0), (10.0, 12.0)])
 def test_depth_scale_bar_and_ticks(near: float, far: float):
-    from hydranet_ros.ros.report import _DepthScale
+    from hydranet_ros.bags.report.panels import DepthScale
 
-    scale = _DepthScale(near, far)
+    scale = DepthScale(near, far)
     f = np.linspace(0, 1, 50)
     assert np.allclose([scale.fraction(d) for d in scale.depth_at(f)], f)
     ticks = scale.ticks(332)

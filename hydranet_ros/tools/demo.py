@@ -92,7 +92,7 @@ def _camera_name(topic: str, taken: set[str]) -> str:
 
 def find_cameras(bag: Path) -> list[CameraTopics]:
     """Camera image topics in a bag (not the node's own outputs), each with the CameraInfo of its namespace."""
-    from hydranet_ros.ros.bags import open_reader
+    from hydranet_ros.bags.rosbag import open_reader
 
     with open_reader(bag) as reader:
         counts: dict[str, tuple[str, int]] = {}
@@ -134,7 +134,7 @@ def _source_bag(args: argparse.Namespace, work: Path) -> Path:
         raise DemoError(f"no such bag, video or image folder: {source}")
     if source.is_file() and source.suffix in (".mcap", ".db3") or (source / "metadata.yaml").is_file():
         return source
-    from hydranet_ros.ros.make_bag import make_camera_bag
+    from hydranet_ros.bags.make_bag import make_camera_bag
 
     print(f"hydranet demo: making a camera bag from {source} ...", flush=True)
     out = work / "camera_bag"
@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     domain = args.domain_id if args.domain_id is not None else random.randint(1, 200)
     os.environ.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOG_DIR=str(log_dir))
-    from hydranet_ros.ros.bags import BagError
+    from hydranet_ros.bags.rosbag import BagError
     from hydranet_ros.ros.dds import use_shm_profile
 
     # The node picks its own profile (config/fastdds_node.xml) unless the user chose one: it must not inherit the
@@ -228,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     if status != 0:
         return status
 
-    from hydranet_ros.ros.report import render_report
+    from hydranet_ros.bags.report import render_report
 
     print("hydranet demo: rendering the report ...", flush=True)
     # One report per camera; several cameras each get their own folder.
@@ -251,8 +251,8 @@ def _replay_and_record(args: argparse.Namespace, bag: Path, cameras: list[Camera
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.logging import LoggingSeverity
 
-    from hydranet_ros.ros.record import BagRecorder
-    from hydranet_ros.ros.replay import BagPlayer
+    from hydranet_ros.bags.record import BagRecorder
+    from hydranet_ros.bags.replay import BagPlayer
 
     deadline = t_start + args.timeout
     rclpy.init(args=[sys.argv[0]])

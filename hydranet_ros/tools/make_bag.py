@@ -11,7 +11,7 @@ from hydranet_ros.tools.argtypes import non_negative_int, positive_int
 
 
 def _size(text: str) -> tuple[int, int]:
-    from hydranet_ros.ros.make_bag import MakeBagError, parse_size
+    from hydranet_ros.bags.make_bag import MakeBagError, parse_size
 
     try:
         return parse_size(text)
@@ -58,8 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hydranet_ros.ros.bags import BagError
-    from hydranet_ros.ros.make_bag import MakeBagError, make_camera_bag
+    from hydranet_ros.bags.make_bag import MakeBagError, make_camera_bag
+    from hydranet_ros.bags.rosbag import BagError
 
     try:
         summary = make_camera_bag(

@@ -1,6 +1,6 @@
 """hydranet record: record topics into a rosbag2 bag (MCAP by default), losslessly, until Ctrl-C.
 
-The library part is hydranet_ros.ros.record.BagRecorder; this is its command line.
+The library part is hydranet_ros.bags.record.BagRecorder; this is its command line.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.signals import SignalHandlerOptions
     from tqdm import tqdm
 
-    from hydranet_ros.ros.bags import BagError
+    from hydranet_ros.bags.record import BagRecorder
+    from hydranet_ros.bags.rosbag import BagError
     from hydranet_ros.ros.dds import use_shm_profile
-    from hydranet_ros.ros.record import BagRecorder
 
     if args.duration is not None and not args.duration > 0:
         print(f"{PROG}: --duration must be > 0", file=sys.stderr)

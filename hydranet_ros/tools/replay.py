@@ -1,6 +1,6 @@
 """hydranet replay: publish a rosbag2 recording (sqlite3 or MCAP) with its timing, QoS and /clock.
 
-The library part is hydranet_ros.ros.replay.BagPlayer; this is its command line.
+The library part is hydranet_ros.bags.replay.BagPlayer; this is its command line.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.signals import SignalHandlerOptions
     from tqdm import tqdm
 
-    from hydranet_ros.ros.bags import BagError
+    from hydranet_ros.bags.replay import BagPlayer
+    from hydranet_ros.bags.rosbag import BagError
     from hydranet_ros.ros.dds import use_shm_profile
-    from hydranet_ros.ros.replay import BagPlayer
 
     use_shm_profile()
     # Our own handlers: Ctrl-C / SIGTERM stop the playback between messages, and the publishers still flush.

@@ -1,7 +1,7 @@
 """hydranet visualize: the visual report of a bag holding hydranet_node's outputs (video, contact sheet, latency).
 
 Run it on any bag recorded with the node running: `hydranet visualize drive/` writes drive_report/ beside it with
-report.mp4, contact_sheet.png (look at this first), summary.md and summary.json (hydranet_ros/ros/report.py).
+report.mp4, contact_sheet.png (look at this first), summary.md and summary.json (hydranet_ros/bags/report/).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def default_out(bag: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hydranet_ros.ros.bags import BagError
-    from hydranet_ros.ros.report import render_report
+    from hydranet_ros.bags.report import render_report
+    from hydranet_ros.bags.rosbag import BagError
 
     if args.rows < 1 or (args.fps is not None and args.fps <= 0) or not 0 < args.min_depth < args.max_depth:
         print("hydranet visualize: --rows must be >= 1, --fps > 0 and 0 < --min-depth < --max-depth", file=sys.stderr)

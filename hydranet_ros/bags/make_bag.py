@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
+from hydranet_ros.bags.rosbag import typestore
 from hydranet_ros.core import frames as sources
 from hydranet_ros.core.geometry import Intrinsics
-from hydranet_ros.ros.bags import typestore
 from hydranet_ros.ros.params import camera_info_beside as camera_info_topic  # one naming rule, the node's
 
 IMAGE_MSG = "sensor_msgs/msg/Image"

@@ -24,7 +24,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from hydranet_ros.ros.bags import BagError, ensure_type, message_class, typestore
+from hydranet_ros.bags.rosbag import BagError, ensure_type, message_class, typestore
 
 # Recorded with --all only when asked: every node has them, and they are about the recording, not the system.
 DEFAULT_EXCLUDE = ("/rosout", "/parameter_events")

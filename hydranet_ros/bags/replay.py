@@ -23,7 +23,7 @@ from rclpy.exceptions import NameValidationException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from hydranet_ros.ros.bags import BagError, ensure_type, message_class, open_reader, typestore
+from hydranet_ros.bags.rosbag import BagError, ensure_type, message_class, open_reader, typestore
 
 # KEEP_LAST depth for best-effort topics recorded without a usable depth (what `ros2 bag play` uses by default).
 DEFAULT_DEPTH = 10
