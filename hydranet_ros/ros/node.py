@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import statistics
 import sys
 import threading
@@ -47,7 +46,6 @@ from rclpy.qos import (
     QoSProfile,
     ReliabilityPolicy,
 )
-from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
@@ -63,6 +61,7 @@ from hydranet_ros.ros import params as P
 from hydranet_ros.ros.convert import numpy_to_image
 from hydranet_ros.ros.inbox import Frame, FrameInbox
 from hydranet_ros.ros.monitor import ERROR, OK, WARN, CameraMonitor
+from hydranet_ros.ros.process import ros_process
 from hydranet_ros.ros.transport import BEST_EFFORT, RELIABLE, SequenceGaps, input_reliability
 from hydranet_ros.runtime.engines import Engine, load_engine
 from hydranet_ros.runtime.overlay import render_overlay
@@ -623,16 +622,8 @@ def with_default_params(args: list[str]) -> list[str]:
     return args + default
 
 
-def spin_until_signalled(node: LifecycleNode) -> None:
-    """Spin until SIGINT or SIGTERM, then return normally.
-
-    rclpy's own handler raises KeyboardInterrupt wherever the executor happens to be; inside the C
-    conversion of a large image that surfaces as a RuntimeError and a non-zero exit (seen in our tests).
-    A flag checked between callbacks ends every run the same, clean way.
-    """
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+def spin_until(node: LifecycleNode, stop: threading.Event) -> None:
+    """Spin until `stop` is set (SIGINT or SIGTERM, see ros/process.py) or the context shuts down."""
     # One thread per camera (a replay camera's callback may wait for room in the inbox) and two for the rest.
     cameras = len(getattr(node, "cameras", ()))
     executor = MultiThreadedExecutor(num_threads=cameras + 2, context=node.context)
@@ -646,28 +637,26 @@ def spin_until_signalled(node: LifecycleNode) -> None:
 
 def main(args: list[str] | None = None) -> int:
     argv = with_default_params(list(sys.argv if args is None else args))
-    dds.use_node_profile()
-    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-    node = None
-    try:
-        node = HydraNetNode()
-        if node.values["autostart"]:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                print(f"hydranet_node: configure failed: {node.engine_error}", file=sys.stderr)
-                return 1
-            node.trigger_activate()
-        spin_until_signalled(node)
-    except P.ParameterError as exc:
-        print(f"hydranet_node: {exc}", file=sys.stderr)
-        return 2
-    except ExternalShutdownException:
-        pass
-    finally:
-        if node is not None:
-            node._stop_inference()
-            node._free_engine()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    with ros_process(dds.use_node_profile, argv) as stop:
+        node = None
+        try:
+            node = HydraNetNode()
+            if node.values["autostart"]:
+                if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                    print(f"hydranet_node: configure failed: {node.engine_error}", file=sys.stderr)
+                    return 1
+                node.trigger_activate()
+            spin_until(node, stop)
+        except P.ParameterError as exc:
+            print(f"hydranet_node: {exc}", file=sys.stderr)
+            return 2
+        except ExternalShutdownException:
+            pass
+        finally:
+            if node is not None:
+                node._stop_inference()
+                node._free_engine()
+                node.destroy_node()
     return 0
 
 

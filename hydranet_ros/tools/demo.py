@@ -247,6 +247,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _replay_and_record(args: argparse.Namespace, bag: Path, cameras: list[CameraTopics], model: Path,
                        recording: Path, node_proc: subprocess.Popen, t_start: float) -> None:
+    from hydranet_ros.ros.process import ros_process
+
+    deadline = t_start + args.timeout
+    with ros_process(handle_signals=False):  # Ctrl-C ends the whole demo (KeyboardInterrupt), the node included
+        _play_and_record(args, bag, cameras, model, recording, node_proc, deadline)
+
+
+def _play_and_record(args: argparse.Namespace, bag: Path, cameras: list[CameraTopics], model: Path,
+                     recording: Path, node_proc: subprocess.Popen, deadline: float) -> None:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.logging import LoggingSeverity
@@ -254,8 +263,6 @@ def _replay_and_record(args: argparse.Namespace, bag: Path, cameras: list[Camera
     from hydranet_ros.bags.record import BagRecorder
     from hydranet_ros.bags.replay import BagPlayer
 
-    deadline = t_start + args.timeout
-    rclpy.init(args=[sys.argv[0]])
     node = rclpy.create_node("hydranet_demo")
     node.get_logger().set_level(LoggingSeverity.WARN)  # the recorder's "recording <topic>" lines are noise here
     executor = SingleThreadedExecutor()
@@ -292,7 +299,6 @@ def _replay_and_record(args: argparse.Namespace, bag: Path, cameras: list[Camera
         summary = recorder.close()
         executor.shutdown()
         node.destroy_node()
-        rclpy.try_shutdown()
         spinner.join(timeout=5)
     print(summary.table())
 

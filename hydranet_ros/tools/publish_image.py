@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,12 +32,10 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     import rclpy
     from rclpy.executors import ExternalShutdownException
-    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-    from std_msgs.msg import Header
 
-    from hydranet_ros.ros.convert import camera_info_from_json, numpy_to_image
     from hydranet_ros.ros.dds import use_shm_profile
     from hydranet_ros.ros.params import camera_info_beside
+    from hydranet_ros.ros.process import ros_process
 
     if args.rate <= 0:
         print("hydranet publish-image: --rate must be > 0", file=sys.stderr)
@@ -50,44 +50,54 @@ def run(args: argparse.Namespace) -> int:
 
     compressed = args.encoding in ("jpeg", "png")
     info_topic = args.camera_info_topic or camera_info_beside(args.topic, compressed)
-    use_shm_profile()
-    rclpy.init(args=[sys.argv[0]])
-    node = rclpy.create_node("hydranet_publish_image")
-    try:
-        pub = node.create_publisher(CompressedImage if compressed else Image, args.topic, 10)
-        info_pub = node.create_publisher(CameraInfo, info_topic, 10) if args.intrinsics else None
-        deadline = time.monotonic() + args.timeout
-        while pub.get_subscription_count() < args.wait_subscribers:
-            if time.monotonic() > deadline:
-                print(f"hydranet publish-image: no subscriber on {args.topic} after {args.timeout:.0f} s",
-                      file=sys.stderr)
-                return 1
-            rclpy.spin_once(node, timeout_sec=0.05)
-        total = args.count or len(frames)
-        i = 0
-        while args.loop or i < total:
-            path, bgr = frames[i % len(frames)]
-            header = Header(stamp=node.get_clock().now().to_msg(), frame_id=args.frame_id)
-            if compressed:
-                ok, buf = cv2.imencode(".jpg" if args.encoding == "jpeg" else ".png", bgr)
-                msg = CompressedImage(header=header, format=args.encoding, data=buf.tobytes())
-            elif args.encoding == "mono8":
-                msg = numpy_to_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), "mono8", header)
-            elif args.encoding == "rgb8":
-                msg = numpy_to_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "rgb8", header)
-            else:
-                msg = numpy_to_image(bgr, "bgr8", header)
-            pub.publish(msg)
-            if info_pub is not None:
-                info_pub.publish(camera_info_from_json(args.intrinsics, bgr.shape[1], bgr.shape[0], header))
-            print(f"published {path.name} {bgr.shape[1]}x{bgr.shape[0]} {args.encoding} on {args.topic}", flush=True)
-            i += 1
-            rclpy.spin_once(node, timeout_sec=1.0 / args.rate)
-        # Reliable delivery of the last frames before the process goes away.
-        pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    with ros_process(use_shm_profile) as stop:  # Ctrl-C ends the loop between frames
+        node = rclpy.create_node("hydranet_publish_image")
+        try:
+            return _publish(args, node, frames, compressed, info_topic, stop)
+        except ExternalShutdownException:
+            return 0
+        finally:
+            node.destroy_node()
+
+
+def _publish(args: argparse.Namespace, node: Any, frames: list[tuple[Path, Any]], compressed: bool, info_topic: str,
+             stop: threading.Event) -> int:
+    import cv2
+    import rclpy
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+    from std_msgs.msg import Header
+
+    from hydranet_ros.ros.convert import camera_info_from_json, numpy_to_image
+
+    pub = node.create_publisher(CompressedImage if compressed else Image, args.topic, 10)
+    info_pub = node.create_publisher(CameraInfo, info_topic, 10) if args.intrinsics else None
+    deadline = time.monotonic() + args.timeout
+    while pub.get_subscription_count() < args.wait_subscribers and not stop.is_set():
+        if time.monotonic() > deadline:
+            print(f"hydranet publish-image: no subscriber on {args.topic} after {args.timeout:.0f} s",
+                  file=sys.stderr)
+            return 1
+        rclpy.spin_once(node, timeout_sec=0.05)
+    total = args.count or len(frames)
+    i = 0
+    while (args.loop or i < total) and not stop.is_set():
+        path, bgr = frames[i % len(frames)]
+        header = Header(stamp=node.get_clock().now().to_msg(), frame_id=args.frame_id)
+        if compressed:
+            ok, buf = cv2.imencode(".jpg" if args.encoding == "jpeg" else ".png", bgr)
+            msg = CompressedImage(header=header, format=args.encoding, data=buf.tobytes())
+        elif args.encoding == "mono8":
+            msg = numpy_to_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), "mono8", header)
+        elif args.encoding == "rgb8":
+            msg = numpy_to_image(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), "rgb8", header)
+        else:
+            msg = numpy_to_image(bgr, "bgr8", header)
+        pub.publish(msg)
+        if info_pub is not None:
+            info_pub.publish(camera_info_from_json(args.intrinsics, bgr.shape[1], bgr.shape[0], header))
+        print(f"published {path.name} {bgr.shape[1]}x{bgr.shape[0]} {args.encoding} on {args.topic}", flush=True)
+        i += 1
+        rclpy.spin_once(node, timeout_sec=1.0 / args.rate)
+    # Reliable delivery of the last frames before the process goes away.
+    pub.wait_for_all_acked(rclpy.duration.Duration(seconds=2.0))
     return 0

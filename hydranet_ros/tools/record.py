@@ -6,7 +6,6 @@ The library part is hydranet_ros.bags.record.BagRecorder; this is its command li
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 import time
@@ -36,12 +35,9 @@ def run(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
-    from rclpy.signals import SignalHandlerOptions
-    from tqdm import tqdm
 
-    from hydranet_ros.bags.record import BagRecorder
-    from hydranet_ros.bags.rosbag import BagError
     from hydranet_ros.ros.dds import use_shm_profile
+    from hydranet_ros.ros.process import ros_process
 
     if args.duration is not None and not args.duration > 0:
         print(f"{PROG}: --duration must be > 0", file=sys.stderr)
@@ -49,42 +45,46 @@ def run(args: argparse.Namespace) -> int:
     if args.max_messages is not None and args.max_messages < 1:
         print(f"{PROG}: --max-messages must be >= 1", file=sys.stderr)
         return 2
-    use_shm_profile()
-    # Our own handlers: SIGINT / SIGTERM end the recording and the bag is still closed properly.
-    rclpy.init(args=[sys.argv[0]], signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    node = rclpy.create_node("hydranet_record", parameter_overrides=[
-        Parameter("use_sim_time", Parameter.Type.BOOL, bool(args.use_sim_time))])
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
+    # SIGINT / SIGTERM end the recording, and the bag is still closed properly.
+    with ros_process(use_shm_profile) as stop:
+        node = rclpy.create_node("hydranet_record", parameter_overrides=[
+            Parameter("use_sim_time", Parameter.Type.BOOL, bool(args.use_sim_time))])
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
         try:
-            recorder = BagRecorder(node, args.out, topics=None if args.all else args.topics, exclude=args.exclude,
-                                   storage=args.storage)
-        except (BagError, ValueError) as exc:
-            print(f"{PROG}: {exc}", file=sys.stderr)
-            return 2
-        print(f"{PROG}: recording to {args.out}; Ctrl-C to stop", flush=True)
-        end = time.monotonic() + args.duration if args.duration else None
-        try:
-            with tqdm(unit="msg", desc=PROG, disable=args.quiet, file=sys.stderr, dynamic_ncols=True) as bar:
-                while not stop.is_set() and (end is None or time.monotonic() < end):
-                    executor.spin_once(timeout_sec=0.1)
-                    n = sum(recorder.counts.values())
-                    bar.update(n - bar.n)
-                    if args.max_messages and n >= args.max_messages:
-                        break  # exactly N: no drain
-                else:  # stopped by a signal or --duration
-                    _drain(executor, recorder)
+            return _record(args, node, executor, stop)
         finally:
-            summary = recorder.close()
-        print(summary.table(), flush=True)
+            executor.shutdown()
+            node.destroy_node()
+
+
+def _record(args: argparse.Namespace, node: Any, executor: Any, stop: threading.Event) -> int:
+    from tqdm import tqdm
+
+    from hydranet_ros.bags.record import BagRecorder
+    from hydranet_ros.bags.rosbag import BagError
+
+    try:
+        recorder = BagRecorder(node, args.out, topics=None if args.all else args.topics, exclude=args.exclude,
+                               storage=args.storage)
+    except (BagError, ValueError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{PROG}: recording to {args.out}; Ctrl-C to stop", flush=True)
+    end = time.monotonic() + args.duration if args.duration else None
+    try:
+        with tqdm(unit="msg", desc=PROG, disable=args.quiet, file=sys.stderr, dynamic_ncols=True) as bar:
+            while not stop.is_set() and (end is None or time.monotonic() < end):
+                executor.spin_once(timeout_sec=0.1)
+                n = sum(recorder.counts.values())
+                bar.update(n - bar.n)
+                if args.max_messages and n >= args.max_messages:
+                    break  # exactly N: no drain
+            else:  # stopped by a signal or --duration
+                _drain(executor, recorder)
     finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+        summary = recorder.close()
+    print(summary.table(), flush=True)
     return 0
 
 

@@ -6,10 +6,10 @@ The library part is hydranet_ros.bags.replay.BagPlayer; this is its command line
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 PROG = "hydranet replay"
 
@@ -59,20 +59,21 @@ def _wait_counts(items: list[str]) -> dict[str, int]:
 
 def run(args: argparse.Namespace) -> int:
     import rclpy
-    from rclpy.signals import SignalHandlerOptions
+
+    from hydranet_ros.ros.dds import use_shm_profile
+    from hydranet_ros.ros.process import ros_process
+
+    # Ctrl-C / SIGTERM stop the playback between messages, and the publishers still flush.
+    with ros_process(use_shm_profile) as stop:
+        return _play(args, rclpy.create_node("hydranet_replay"), stop)
+
+
+def _play(args: argparse.Namespace, node: Any, stop: threading.Event) -> int:
     from tqdm import tqdm
 
     from hydranet_ros.bags.replay import BagPlayer
     from hydranet_ros.bags.rosbag import BagError
-    from hydranet_ros.ros.dds import use_shm_profile
 
-    use_shm_profile()
-    # Our own handlers: Ctrl-C / SIGTERM stop the playback between messages, and the publishers still flush.
-    rclpy.init(args=[sys.argv[0]], signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    node = rclpy.create_node("hydranet_replay")
     try:
         try:
             player = BagPlayer(node, args.bag, rate=args.rate, start=args.start, duration=args.duration,
@@ -105,5 +106,4 @@ def run(args: argparse.Namespace) -> int:
               + (", stopped" if summary["stopped"] else ""), flush=True)
     finally:
         node.destroy_node()
-        rclpy.try_shutdown()
     return 0
