@@ -197,3 +197,39 @@ def test_demo_on_bad_input_is_a_clear_error(tmp_path):
                          timeout=60)
     assert out.returncode == 2 and "no camera images" in out.stderr and "/chatter (std_msgs/msg/String)" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_head_added_in_the_spec_is_published_on_its_own_topic_and_shown_in_the_report(ros, tmp_path):
+    """A second segmentation head and a second depth head are spec entries only: the exported model, the node,
+    the recording and the report take them with no other change (issue 14)."""
+    import yaml
+
+    from hydranet_ros.model.export import export_onnx
+    from hydranet_ros.model.spec import ModelSpec
+
+    doc = yaml.safe_load((SAMPLES.parents[1] / "config" / "models" / "hydranet_effl0_road.yaml").read_text())
+    doc["input"] = {"width": 320, "height": 192}
+    doc["heads"].append({"name": "sidewalk", "type": "segmentation", "classes": ["background", "sidewalk"]})
+    doc["heads"].append({"name": "depth_far", "type": "depth", "max_depth": 300.0, "canonical_fx": 1000.0})
+    model = export_onnx(ModelSpec.from_dict(doc), tmp_path / "five_heads.onnx")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for jpg in sorted(SAMPLES.glob("project_video_*.jpg")):
+        shutil.copy(jpg, frames / jpg.name)
+    out = tmp_path / "out"
+    proc = subprocess.run(HYDRANET + ["demo", str(frames), "--model", str(model), "--out", str(out), "--rows", "2",
+                                      "--domain-id", str(ros.domain_id), "--quiet"],
+                          capture_output=True, text=True, timeout=300, env=ros.env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = stamps(out / "recording")
+    base = "/hydranet/front"
+    for topic in ("sidewalk", "depth_far", "depth_far/camera_info", "drivable_area", "depth", "depth/camera_info"):
+        assert len(got.get(f"{base}/{topic}", [])) == 2, topic
+    with open_reader(out / "recording") as reader:
+        infos = {c.topic: reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages()
+                 if c.topic.endswith("label_info")}
+    assert [c.class_name for c in infos[f"{base}/sidewalk/label_info"].class_map] == ["background", "sidewalk"]
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["outputs"]["masks"] == ["drivable_area", "lane_lines", "sidewalk"]
+    assert summary["outputs"]["depth"] == "depth" and summary["completeness"].startswith("all 2 frames")
+    assert "shown: masks drivable_area, lane_lines, sidewalk" in proc.stdout

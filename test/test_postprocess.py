@@ -13,7 +13,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
 
 from hydranet_ros.core.contract import ModelContract, Task
-from hydranet_ros.core.geometry import Intrinsics, Letterbox
+from hydranet_ros.core.geometry import Intrinsics, Letterbox, canonical_to_metric
 from hydranet_ros.ros import outputs as out
 from hydranet_ros.ros.inbox import FrameInbox
 from hydranet_ros.ros.monitor import ERROR, OK, WARN, CameraMonitor
@@ -23,7 +23,6 @@ from hydranet_ros.runtime.postprocess import (
     box_position,
     depth_to_points,
     detections_to_source,
-    metric_depth,
     split_batch,
 )
 
@@ -40,7 +39,7 @@ def contract() -> ModelContract:
 
 def test_depth_is_rescaled_by_the_cameras_focal_length_and_the_cap_is_beyond_range():
     canonical = np.array([[10.0, 20.0], [79.9, 5.0]], np.float32)
-    d = metric_depth(canonical, {"max_depth": 80.0}, CANONICAL_FX, fx_network=2 * CANONICAL_FX)
+    d = canonical_to_metric(canonical, 2 * CANONICAL_FX, CANONICAL_FX, max_depth=80.0)
     # A twice longer focal length makes objects look twice as large: the same pixels mean twice the distance.
     np.testing.assert_allclose(d[0], [20.0, 40.0])
     assert d[1, 0] == np.inf and d[1, 1] == pytest.approx(10.0)

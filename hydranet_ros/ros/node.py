@@ -316,11 +316,12 @@ class HydraNetNode(LifecycleNode):
         for task in self.contract.tasks:
             if task.type == "segmentation":
                 pubs[task.name] = self.create_publisher(Image, f"{base}/{task.name}", OUTPUT_QOS)
-            elif task.type == "depth":
+            elif task.type == "depth":  # each depth head its own image + CameraInfo; points from the first
                 pubs[task.name] = self.create_publisher(Image, f"{base}/{task.name}", OUTPUT_QOS)
-                pubs["camera_info"] = self.create_publisher(CameraInfo, f"{base}/{task.name}/camera_info",
-                                                            OUTPUT_QOS)
-                pubs["points"] = self.create_publisher(PointCloud2, f"{base}/points", OUTPUT_QOS)
+                pubs[f"{task.name}/camera_info"] = self.create_publisher(
+                    CameraInfo, f"{base}/{task.name}/camera_info", OUTPUT_QOS)
+                if "points" not in pubs:
+                    pubs["points"] = self.create_publisher(PointCloud2, f"{base}/points", OUTPUT_QOS)
             elif task.type == "detection":
                 pubs[task.name] = self.create_publisher(Detection2DArray, f"{base}/{task.name}", OUTPUT_QOS)
             if task.classes:
@@ -501,19 +502,17 @@ class HydraNetNode(LifecycleNode):
     def _publish(self, cam: Camera, in_header: Header, rgb: np.ndarray, r: FrameResult) -> None:
         """Every output of one camera, each with the input's header (stamp unchanged; frame_id overridable).
         The optional outputs cost nothing unless someone subscribes."""
-        assert self.contract is not None
         header = Header(stamp=in_header.stamp, frame_id=cam.frame_id or in_header.frame_id)
         pubs = cam.pubs
         for name, mask in r.masks.items():
             pubs[name].publish(numpy_to_image(mask, "mono8", header))
-        depth_tasks = self.contract.tasks_of_type("depth")
-        if r.depth is not None and depth_tasks:
-            pubs[depth_tasks[0].name].publish(numpy_to_image(r.depth, "32FC1", header))
-            pubs["camera_info"].publish(out.dense_camera_info(header, r, cam.info))
-            if pubs["points"].get_subscription_count():
-                colours = cv2.resize(rgb, r.dense_size, interpolation=cv2.INTER_AREA)
-                pts, rgb_packed = depth_to_points(r.depth, r.dense_intrinsics, self.values["points_stride"], colours)
-                pubs["points"].publish(out.point_cloud(header, pts, rgb_packed))
+        for name, depth in r.depths.items():
+            pubs[name].publish(numpy_to_image(depth, "32FC1", header))
+            pubs[f"{name}/camera_info"].publish(out.dense_camera_info(header, r, cam.info))
+        if r.depth is not None and pubs["points"].get_subscription_count():
+            colours = cv2.resize(rgb, r.dense_size, interpolation=cv2.INTER_AREA)
+            pts, rgb_packed = depth_to_points(r.depth, r.dense_intrinsics, self.values["points_stride"], colours)
+            pubs["points"].publish(out.point_cloud(header, pts, rgb_packed))
         all_boxes = []
         for name, boxes in r.detections.items():
             pubs[name].publish(out.detection_array(header, boxes))

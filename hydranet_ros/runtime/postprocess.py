@@ -46,8 +46,13 @@ class FrameResult:
     dense_intrinsics: Intrinsics  # of the dense resolution
     source_intrinsics: Intrinsics
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # task -> uint8 class ids, dense_size
-    depth: np.ndarray | None = None  # float32 metres, dense_size; +inf beyond range
+    depths: dict[str, np.ndarray] = field(default_factory=dict)  # task -> float32 metres, dense_size; +inf: beyond
     detections: dict[str, list[Detection]] = field(default_factory=dict)  # task -> boxes, best first
+
+    @property
+    def depth(self) -> np.ndarray | None:
+        """The first depth head's map (in spec order): the one box distances and the point cloud use."""
+        return next(iter(self.depths.values()), None)
 
 
 def _resize_nearest(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -79,10 +84,10 @@ def split_batch(
             if task.type == "segmentation":
                 r.masks[task.name] = _resize_nearest(np.ascontiguousarray(lb.content(out)), size)
             elif task.type == "depth":
-                r.depth = metric_depth(lb.content(out), task.options, contract.canonical_fx,
-                                       fx_network=k_src.fx * lb.new_w / lb.src_w)
-                if dense == "source":
-                    r.depth = _resize_nearest(r.depth, size)
+                opts = DepthOptions.resolve(task.options)  # each depth head with its own canonical camera
+                depth = canonical_to_metric(lb.content(out), k_src.fx * lb.new_w / lb.src_w, opts.canonical_fx,
+                                            opts.max_depth)
+                r.depths[task.name] = _resize_nearest(depth, size) if dense == "source" else depth
             elif task.type == "detection":
                 r.detections[task.name] = detections_to_source(out, lb, task.classes, score_threshold)
         if r.depth is not None:
@@ -90,11 +95,6 @@ def split_batch(
                 boxes[:] = [with_distance(d, r) for d in boxes]
         results.append(r)
     return results
-
-
-def metric_depth(canonical: np.ndarray, options: dict, canonical_fx: float | None, fx_network: float) -> np.ndarray:
-    """Canonical depth (network resolution) -> this camera's metres; +inf where the head is at its cap."""
-    return canonical_to_metric(canonical, fx_network, canonical_fx or 0.0, DepthOptions.resolve(options).max_depth)
 
 
 def detections_to_source(rows: np.ndarray, lb: Letterbox, classes: tuple[str, ...] | list[str],

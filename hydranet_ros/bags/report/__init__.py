@@ -22,7 +22,7 @@ from typing import Any
 
 import cv2
 
-from hydranet_ros.bags.report.index import OUTPUTS, ReportError, bag_topics, frame_rate, read_index
+from hydranet_ros.bags.report.index import ReportError, bag_topics, frame_rate, read_index
 from hydranet_ros.bags.report.panels import MIN_DEPTH, PANEL_HEIGHT, DepthScale, contact_sheet, render, sheet_header
 from hydranet_ros.bags.report.summary import summarise, texts
 from hydranet_ros.bags.rosbag import open_reader
@@ -58,7 +58,7 @@ def render_report(bag: str | Path, out_dir: str | Path, *, camera: str | None = 
     reader = open_reader(bag)
     try:
         index = read_index(reader, bag, camera, image_topic)
-        frames = sorted(set().union(*(index.stamps.get(name, set()) for name in OUTPUTS)))
+        frames = sorted(set().union(*(index.stamps.get(name, set()) for name in index.outputs)))
         if not frames:
             raise ReportError(f"{bag}: the node's output topics under {index.base} hold no messages")
         rate = fps if fps else frame_rate(frames)

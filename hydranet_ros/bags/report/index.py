@@ -18,7 +18,9 @@ COMPRESSED = "sensor_msgs/msg/CompressedImage"
 DETECTIONS = "vision_msgs/msg/Detection2DArray"
 LABEL_INFO = "vision_msgs/msg/LabelInfo"
 DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"
-# The node's per-frame outputs that the report shows, and the message type of each.
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+# The default model's per-frame outputs, and the message type of each. Any other head of a model is found by what
+# the node publishes beside it: a segmentation head's `<name>/label_info`, a depth head's `<name>/camera_info`.
 OUTPUTS = {"drivable_area": IMAGE, "lane_lines": IMAGE, "depth": IMAGE, "detections": DETECTIONS}
 MAX_FPS = 30.0  # a 60 Hz camera still makes a watchable, half-size video
 MASKS = ("drivable_area", "lane_lines")
@@ -55,6 +57,9 @@ class Index:
     base: str
     camera: str
     topics: dict[str, str]  # output name -> topic present in the bag
+    masks: list[str]  # segmentation outputs, in the order they are tinted
+    depth: str | None  # the depth output shown (the first, as the node's box distances)
+    detections: list[str]
     stamps: dict[str, set[int]]  # output name (+ "overlay") -> stamps it has
     boxes: dict[int, list[Box]]
     labels: dict[str, list[str]]  # output name -> class names, index = class id (from LabelInfo)
@@ -65,6 +70,11 @@ class Index:
     duplicates: Counter
     source_size: tuple[int, int] | None = None  # the camera's, when no image says it (from its CameraInfo)
     failures: dict[str, list[str]] = field(default_factory=dict)  # topic -> decode errors (frames kept)
+
+    @property
+    def outputs(self) -> list[str]:
+        """The per-frame outputs shown: masks, the depth, detections."""
+        return [*self.masks, *([self.depth] if self.depth else []), *self.detections]
 
 
 # --- first pass: topics, stamps, boxes, labels, diagnostics --------------------------------------------------------
@@ -88,9 +98,11 @@ def _listing(types: dict[str, str]) -> str:
 
 def find_bases(types: dict[str, str]) -> list[str]:
     """Output bases of the node (`/hydranet/front`): prefixes of a drivable_area, lane_lines, depth or detections
-    topic of the right type."""
+    topic of the right type, or of any head's `<name>/label_info`."""
     bases = set()
     for topic, msgtype in types.items():
+        if msgtype == LABEL_INFO and topic.endswith("/label_info") and topic.count("/") >= 3:
+            bases.add(topic.rsplit("/", 2)[0])
         for name, expected in OUTPUTS.items():
             if topic.endswith("/" + name) and msgtype == expected and len(topic) > len(name) + 1:
                 bases.add(topic[: -len(name) - 1])
@@ -129,8 +141,9 @@ def read_index(reader: Any, bag: Path, camera: str | None, image_topic: str | No
     types = _topic_types(reader)
     bases = find_bases(types)
     base = _pick_base(bases, camera, bag, types)
-    topics = {name: f"{base}/{name}" for name, t in OUTPUTS.items() if types.get(f"{base}/{name}") == t}
-    label_topics = {f"{base}/{name}/label_info": name for name in OUTPUTS
+    masks, depths, detectors = _outputs(types, base)
+    topics = {name: f"{base}/{name}" for name in (*masks, *depths[:1], *detectors)}
+    label_topics = {f"{base}/{name}/label_info": name for name in topics
                     if types.get(f"{base}/{name}/label_info") == LABEL_INFO}
     # Camera candidates: image topics that no node base publishes (the overlay is an output, not the camera).
     candidates = [t for t, m in types.items() if m in (IMAGE, COMPRESSED) and not any(t.startswith(b + "/")
@@ -160,8 +173,8 @@ def read_index(reader: Any, bag: Path, camera: str | None, image_topic: str | No
                 continue
             stamps[name].add(stamp)
             frame_ids["outputs"].add(str(msg.header.frame_id))
-            if name == "detections":
-                boxes[stamp] = _boxes(msg)
+            if name in detectors:
+                boxes.setdefault(stamp, []).extend(_boxes(msg))
         elif conn.topic in candidate_stamps:
             candidate_stamps[conn.topic].add(stamp_of(msg))
             frame_ids[conn.topic].add(str(msg.header.frame_id))
@@ -204,13 +217,27 @@ def read_index(reader: Any, bag: Path, camera: str | None, image_topic: str | No
             notes.append("the camera panel is grey; boxes are placed " + (
                 f"in a {source_size[0]}x{source_size[1]} image (the camera's CameraInfo)" if source_size else
                 "at the dense outputs' scale (the camera's size is unknown)"))
-    return Index(bases, base, name, topics, stamps, boxes, labels, diagnostics, chosen, image_stamps, notes,
-                  duplicates, source_size=source_size)
+    return Index(bases, base, name, topics, masks, depths[0] if depths else None, detectors, stamps, boxes, labels,
+                 diagnostics, chosen, image_stamps, notes, duplicates, source_size=source_size)
+
+
+def _outputs(types: dict[str, str], base: str) -> tuple[list[str], list[str], list[str]]:
+    """(segmentation, depth, detection) outputs under `base`: the default model's names first, then the others
+    in name order. An Image with a LabelInfo beside it is a segmentation head's, one with a CameraInfo a depth
+    head's; the default names count without them (older recordings)."""
+    names = sorted({t[len(base) + 1:] for t in types if t.startswith(base + "/") and "/" not in t[len(base) + 1:]},
+                   key=lambda n: (n not in OUTPUTS, list(OUTPUTS).index(n) if n in OUTPUTS else 0, n))
+    images = [n for n in names if types.get(f"{base}/{n}") == IMAGE and n != "overlay"]
+    depths = [n for n in images if types.get(f"{base}/{n}/camera_info") == CAMERA_INFO or n == "depth"]
+    masks = [n for n in images if n not in depths
+             and (types.get(f"{base}/{n}/label_info") == LABEL_INFO or n in MASKS)]
+    detectors = [n for n in names if types.get(f"{base}/{n}") == DETECTIONS]
+    return masks, depths, detectors
 
 
 def _camera_info_size(reader: Any, bases: list[str], outputs: set[int]) -> tuple[int, int] | None:
     """(width, height) from a CameraInfo of the camera (stamps shared with the outputs; not one of the node's)."""
-    conns = [c for c in reader.connections if c.msgtype == "sensor_msgs/msg/CameraInfo"
+    conns = [c for c in reader.connections if c.msgtype == CAMERA_INFO
              and not any(c.topic.startswith(b + "/") for b in bases)]
     for conn, _t, raw in reader.messages(connections=conns) if conns else ():
         msg = reader.deserialize(raw, conn.msgtype)

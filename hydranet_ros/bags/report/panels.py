@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hydranet_ros.bags.report.index import MASKS, Box, Frame, Index, ReportError, dense_array, stamp_of
+from hydranet_ros.bags.report.index import Box, Frame, Index, ReportError, dense_array, stamp_of
 from hydranet_ros.core.images import ImageError, decode_image_msg
 from hydranet_ros.runtime.overlay import BOX_COLOURS, MASK_ALPHA, SEGMENT_COLOURS, colourise_depth, tint
 from hydranet_ros.runtime.postprocess import box_distance
@@ -36,7 +36,7 @@ def render(reader: Any, index: Index, frames: list[int], out: Path, fps: float, 
     from tqdm import tqdm
 
     picture = index.image_topic or index.topics.get("overlay")
-    parts = {name: index.topics[name] for name in (*MASKS, "depth") if name in index.topics}
+    parts = {name: index.topics[name] for name in (*index.masks, index.depth) if name in index.topics}
     have_picture = index.image_stamps if index.image_topic else index.stamps.get("overlay", set())
     frame_set = set(frames)
     # What each frame waits for: the image messages this bag holds for its stamp.
@@ -65,7 +65,7 @@ def render(reader: Any, index: Index, frames: list[int], out: Path, fps: float, 
                 return
             f = f or Frame()
             got = {"camera"} if f.camera is not None else set()
-            if not needs[s] <= got | set(f.masks) | ({"depth"} if f.depth is not None else set()):
+            if not needs[s] <= got | set(f.masks) | ({index.depth} if f.depth is not None else set()):
                 return
             pending.pop(s, None)
             frame_set.discard(s)  # a later duplicate of this stamp must not start a new frame
@@ -97,7 +97,7 @@ def render(reader: Any, index: Index, frames: list[int], out: Path, fps: float, 
                         f.source_size = (rgb.shape[1], rgb.shape[0])
                         layout.learn(f.source_size)
                         f.camera = cv2.resize(rgb, layout.panel, interpolation=cv2.INTER_AREA)
-                elif part == "depth":
+                elif part == index.depth:
                     if f.depth is None:
                         f.depth = dense_array(msg).astype(np.float32, copy=False)
                 elif part not in f.masks:
@@ -200,18 +200,18 @@ def _empty(size: tuple[int, int], what: str, heading: str = "no output") -> np.n
     return img
 
 
-def _mask_colour(task: str, class_id: int) -> tuple[int, int, int]:
-    # Class 1 of each task in the overlay's colour for that task (drivable green, lanes yellow); further classes
-    # (an "alternative" drivable class) in the colours left over.
-    first = MASKS.index(task) if task in MASKS else 0
-    return SEGMENT_COLOURS[(first + 2 * (class_id - 1)) % len(SEGMENT_COLOURS)]
+def _mask_colour(masks: list[str], task: str, class_id: int) -> tuple[int, int, int]:
+    # Class 1 of each task in the overlay's colour for that task (drivable green, lanes yellow, then the other
+    # heads'); further classes (an "alternative" drivable class) in the colours after the tasks' own.
+    first = masks.index(task) if task in masks else 0
+    return SEGMENT_COLOURS[(first + len(masks) * (class_id - 1)) % len(SEGMENT_COLOURS)]
 
 
 def _segments_panel(base: np.ndarray, f: Frame, index: Index) -> np.ndarray:
     img = base.copy()
     size = (img.shape[1], img.shape[0])
     legend = []
-    for task in MASKS:
+    for task in index.masks:
         if task not in f.masks:
             continue
         ids = cv2.resize(f.masks[task], size, interpolation=cv2.INTER_NEAREST)
@@ -220,10 +220,10 @@ def _segments_panel(base: np.ndarray, f: Frame, index: Index) -> np.ndarray:
             mask = ids == c
             if mask.any():
                 # Lane lines are a few pixels wide: a stronger tint keeps them visible at panel size.
-                tint(img, mask, _mask_colour(task, c), MASK_ALPHA if task == "drivable_area" else 0.8)
+                tint(img, mask, _mask_colour(index.masks, task, c), MASK_ALPHA if task != "lane_lines" else 0.8)
         for c in range(1, max(len(names), 2)):
             name = names[c] if c < len(names) else task
-            legend.append((_mask_colour(task, c), name.replace("_", " ")))
+            legend.append((_mask_colour(index.masks, task, c), name.replace("_", " ")))
     if legend:
         # A darkened box behind the legend: legible over road, sky and tint alike.
         h = img.shape[0]
@@ -298,7 +298,7 @@ def _boxes_panel(base: np.ndarray, boxes: list[Box], f: Frame, index: Index,
     dense = f.depth
     src = f.source_size or known_source or ((dense.shape[1], dense.shape[0]) if dense is not None else (pw, ph))
     sx, sy = pw / src[0], ph / src[1]
-    classes = index.labels.get("detections", [])
+    classes = next((index.labels[n] for n in index.detections if n in index.labels), [])
     for b in sorted(boxes, key=lambda b: b.score):  # best last: drawn on top
         distance = None
         if dense is not None:
@@ -334,14 +334,16 @@ def _compose(f: Frame, index: Index, stamp: int, t: float, i: int, n: int, scale
     why = f"no {source} image for this stamp" if source != "no camera" else "the bag holds no camera images"
     camera = base if f.camera is not None else _empty(size, why, "no image")
     panels = [_titled(camera, f"{source} {t:.2f} s   (frame {i + 1}/{n})")]
+    title = " + ".join(m.replace("_", " ") for m in index.masks) or "segmentation"
     if f.masks:
-        panels.append(_titled(_segments_panel(base, f, index), "drivable + lanes"))
+        panels.append(_titled(_segments_panel(base, f, index), title))
     else:
-        panels.append(_titled(_empty(size, f"no {' / '.join(MASKS)} for this stamp"), "drivable + lanes"))
+        panels.append(_titled(_empty(size, f"no {' / '.join(index.masks) or 'masks'} for this stamp"), title))
     if f.depth is not None:
-        panels.append(_titled(_depth_panel(f.depth, size, scale), "depth (m)   black: beyond range"))
+        panels.append(_titled(_depth_panel(f.depth, size, scale), f"{index.depth} (m)   black: beyond range"))
     else:
-        panels.append(_titled(_empty(size, "no depth for this stamp"), "depth (m)"))
+        panels.append(_titled(_empty(size, f"no {index.depth or 'depth'} for this stamp"),
+                              f"{index.depth or 'depth'} (m)"))
     if stamp in index.boxes:
         img, count = _boxes_panel(base, index.boxes[stamp], f, index, layout.source)
         panels.append(_titled(img, f"detections: {count}"))

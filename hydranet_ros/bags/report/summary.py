@@ -83,8 +83,9 @@ def summarise(bag: Path, index: Index, frames: list[int], topics: dict[str, dict
              video: Path) -> dict[str, Any]:
     cameras, engine = summarise_diagnostics(index.diagnostics)
     missing = {}
-    absent = [name for name in OUTPUTS if name not in index.topics]  # not in the bag at all
-    for name in OUTPUTS:
+    # The default model's outputs that the bag lacks altogether, and every output the model has.
+    absent = [name for name in OUTPUTS if name not in index.topics]
+    for name in dict.fromkeys([*OUTPUTS, *index.outputs]):
         have = index.stamps.get(name, set())
         missing[name] = sum(s not in have for s in frames)
     if index.image_topic:
@@ -93,7 +94,7 @@ def summarise(bag: Path, index: Index, frames: list[int], topics: dict[str, dict
         missing[f"decodable {topic}"] = len(errors)
     lacking = {k: v for k, v in missing.items() if v and k not in absent}
     if lacking:
-        completeness = "; ".join(f"{v} of {len(frames)} frames lack {k.replace('_', ' ') if k in OUTPUTS else k}"
+        completeness = "; ".join(f"{v} of {len(frames)} frames lack {k.replace('_', ' ') if k in index.topics else k}"
                                  for k, v in lacking.items())
     else:
         completeness = f"all {len(frames)} frames have every output" + (" recorded" if absent else "")
@@ -109,6 +110,7 @@ def summarise(bag: Path, index: Index, frames: list[int], topics: dict[str, dict
     return {
         "bag": str(bag), "camera": index.camera, "base": index.base, "cameras_in_bag": index.bases,
         "image_topic": index.image_topic,
+        "outputs": {"masks": index.masks, "depth": index.depth, "detections": index.detections},
         "camera_panel": "camera" if index.image_topic else ("overlay" if "overlay" in index.topics else "grey"),
         "frames": len(frames), "duration_s": round((frames[-1] - frames[0]) / 1e9, 3), "fps": round(fps, 3),
         "video": video.name, "missing": missing, "completeness": completeness,
@@ -140,6 +142,8 @@ def texts(bag: Path, out: Path, index: Index, s: dict[str, Any], video: Path, sh
     if len(index.bases) > 1:
         lines.append(f"cameras in this bag: {', '.join(index.bases)} (pick one with --camera NAME)")
     lines.append(f"frames: {s['frames']} over {s['duration_s']:.2f} s; {s['completeness']}")
+    lines.append("shown: masks " + (", ".join(index.masks) or "none") + f"; depth {index.depth or 'none'}; "
+                 "detections " + (", ".join(index.detections) or "none"))
     ours = [t for t in s["relevant_topics"] if t.startswith(index.base + "/")]
     others = [t for t in s["relevant_topics"] if t not in ours]
     lines.append("messages: " + ", ".join(f"{t} {s['topics'][t]['count']}" for t in others) + f"; under {index.base}/: "
