@@ -29,7 +29,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -41,32 +40,26 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (
-    DurabilityPolicy,
     HistoryPolicy,
     QoSProfile,
     ReliabilityPolicy,
 )
 from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
-from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
-from visualization_msgs.msg import MarkerArray
 
 from hydranet_ros import __version__
 from hydranet_ros.core.contract import ModelContract, ModelError, default_model_path
 from hydranet_ros.core.geometry import Calibration, Intrinsics
 from hydranet_ros.ros import dds
-from hydranet_ros.ros import outputs as out
 from hydranet_ros.ros import params as P
-from hydranet_ros.ros.convert import numpy_to_image
 from hydranet_ros.ros.inbox import Frame, FrameInbox
 from hydranet_ros.ros.monitor import ERROR, OK, WARN, CameraMonitor
 from hydranet_ros.ros.process import ros_process
+from hydranet_ros.ros.publishers import CameraPublishers
 from hydranet_ros.ros.transport import BEST_EFFORT, RELIABLE, SequenceGaps, input_reliability
 from hydranet_ros.runtime.engines import Engine, load_engine
-from hydranet_ros.runtime.overlay import render_overlay
 from hydranet_ros.runtime.pipeline import EngineFailure, Perception
-from hydranet_ros.runtime.postprocess import FrameResult, depth_to_points
 
 _ROS_TYPES = {
     bool: Parameter.Type.BOOL,
@@ -95,12 +88,6 @@ def input_qos(mode: str, reliability: str) -> QoSProfile:
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=LIVE_DEPTH, reliability=rel)
 
 
-# Reliable + volatile: what `ros2 bag record`, RViz's defaults and best-effort subscribers all accept.
-OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.VOLATILE)
-# Labels are published once: late joiners (RViz, a recorder started later) get them from the durability.
-LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # Best effort matches reliable and best-effort camera drivers alike; calibration changes rarely, so only the newest
 # matters, but a few are kept so that each one is looked at (a rejected one is counted).
 CAMERA_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=4, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -120,7 +107,7 @@ class Camera:
         self.fallback_fx: float = values[f"cameras.{name}.fallback_fx"]
         self.monitor = CameraMonitor(name, self.image_topic)
         self.info: CameraInfo | None = None
-        self.pubs: dict[str, Any] = {}
+        self.pubs: CameraPublishers | None = None
         self.group = MutuallyExclusiveCallbackGroup()  # this camera's frames; a blocked put stalls only it
         self.subscription: Any = None
         self.info_subscription: Any = None
@@ -192,7 +179,7 @@ class HydraNetNode(LifecycleNode):
             f"loaded and warmed up in {time.monotonic() - t0:.1f} s"
         )
         for cam in self.cameras.values():
-            self._create_publishers(cam)
+            cam.pubs = CameraPublishers(self, cam.name, cam.frame_id, c, self.values["score_threshold"])
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -220,9 +207,9 @@ class HydraNetNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         for cam in self.cameras.values():
-            for pub in cam.pubs.values():
-                self.destroy_publisher(pub)
-            cam.pubs.clear()
+            if cam.pubs is not None:
+                cam.pubs.destroy()
+            cam.pubs = None
         self._free_engine()
         return super().on_cleanup(state)
 
@@ -308,32 +295,6 @@ class HydraNetNode(LifecycleNode):
             self.engine.close()
         self.engine = None
         self.perception = None
-
-    def _create_publishers(self, cam: Camera) -> None:
-        assert self.contract is not None
-        base = f"~/{cam.name}"
-        pubs: dict[str, Any] = {}
-        for task in self.contract.tasks:
-            if task.type == "segmentation":
-                pubs[task.name] = self.create_publisher(Image, f"{base}/{task.name}", OUTPUT_QOS)
-            elif task.type == "depth":  # each depth head its own image + CameraInfo; points from the first
-                pubs[task.name] = self.create_publisher(Image, f"{base}/{task.name}", OUTPUT_QOS)
-                pubs[f"{task.name}/camera_info"] = self.create_publisher(
-                    CameraInfo, f"{base}/{task.name}/camera_info", OUTPUT_QOS)
-                if "points" not in pubs:
-                    pubs["points"] = self.create_publisher(PointCloud2, f"{base}/points", OUTPUT_QOS)
-            elif task.type == "detection":
-                pubs[task.name] = self.create_publisher(Detection2DArray, f"{base}/{task.name}", OUTPUT_QOS)
-            if task.classes:
-                label_pub = self.create_publisher(LabelInfo, f"{base}/{task.name}/label_info", LATCHED_QOS)
-                threshold = self.values["score_threshold"] if task.type == "detection" else 0.0
-                label_pub.publish(out.label_info(Header(frame_id=cam.frame_id), task.classes, threshold))
-                pubs[f"{task.name}/label_info"] = label_pub
-        pubs["overlay"] = self.create_publisher(Image, f"{base}/overlay", OUTPUT_QOS)
-        if self.contract.tasks_of_type("detection") and self.contract.tasks_of_type("depth"):
-            pubs["detections_3d"] = self.create_publisher(Detection3DArray, f"{base}/detections_3d", OUTPUT_QOS)
-            pubs["markers"] = self.create_publisher(MarkerArray, f"{base}/markers", OUTPUT_QOS)
-        cam.pubs = pubs
 
     # --- parameters ---------------------------------------------------------------------------------
     def _declare_all(self) -> dict[str, Any]:
@@ -452,7 +413,10 @@ class HydraNetNode(LifecycleNode):
                 continue
             stamp = Time.from_msg(f.msg.header.stamp, clock_type=clock.clock_type)
             stamp_age_ms = (clock.now() - stamp).nanoseconds / 1e6
-            self._publish(cam, f.msg.header, frame.rgb, frame.result)
+            # The input's header on every output (stamp unchanged; frame_id overridable).
+            header = Header(stamp=f.msg.header.stamp, frame_id=cam.frame_id or f.msg.header.frame_id)
+            assert cam.pubs is not None
+            cam.pubs.publish(header, frame.rgb, frame.result, cam.info, self.values["points_stride"])
             cam.monitor.stage("publish", _ms(t0))
             cam.monitor.published(age * 1000.0, stamp_age_ms)
         if p.batch_size:
@@ -498,31 +462,6 @@ class HydraNetNode(LifecycleNode):
             else:
                 kept.append(f)
         return kept
-
-    def _publish(self, cam: Camera, in_header: Header, rgb: np.ndarray, r: FrameResult) -> None:
-        """Every output of one camera, each with the input's header (stamp unchanged; frame_id overridable).
-        The optional outputs cost nothing unless someone subscribes."""
-        header = Header(stamp=in_header.stamp, frame_id=cam.frame_id or in_header.frame_id)
-        pubs = cam.pubs
-        for name, mask in r.masks.items():
-            pubs[name].publish(numpy_to_image(mask, "mono8", header))
-        for name, depth in r.depths.items():
-            pubs[name].publish(numpy_to_image(depth, "32FC1", header))
-            pubs[f"{name}/camera_info"].publish(out.dense_camera_info(header, r, cam.info))
-        if r.depth is not None and pubs["points"].get_subscription_count():
-            colours = cv2.resize(rgb, r.dense_size, interpolation=cv2.INTER_AREA)
-            pts, rgb_packed = depth_to_points(r.depth, r.dense_intrinsics, self.values["points_stride"], colours)
-            pubs["points"].publish(out.point_cloud(header, pts, rgb_packed))
-        all_boxes = []
-        for name, boxes in r.detections.items():
-            pubs[name].publish(out.detection_array(header, boxes))
-            all_boxes += boxes
-        if "detections_3d" in pubs and pubs["detections_3d"].get_subscription_count():
-            pubs["detections_3d"].publish(out.detections_3d(header, all_boxes, r.source_intrinsics))
-        if "markers" in pubs and pubs["markers"].get_subscription_count():
-            pubs["markers"].publish(out.markers(header, all_boxes, r.source_intrinsics, f"hydranet/{cam.name}"))
-        if pubs["overlay"].get_subscription_count():
-            pubs["overlay"].publish(numpy_to_image(render_overlay(rgb, r), "rgb8", header))
 
     def _throttled_warn(self, key: str, text: str, error: bool = False, period: float = LOG_THROTTLE_S) -> None:
         """At most one line per key every `period` s: a camera sending garbage at 30 Hz must not flood the log."""

@@ -1,0 +1,99 @@
+"""One camera's output publishers: created from the model's tasks at configure, and each result published as
+messages (ros/outputs.py builds them). Every head gets its own topic, so a head added in the spec is published
+with no change here. The optional outputs (points, 3-D detections, markers, overlay) cost nothing unless
+someone subscribes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header
+from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
+from visualization_msgs.msg import MarkerArray
+
+from hydranet_ros.core.contract import ModelContract
+from hydranet_ros.ros import outputs as out
+from hydranet_ros.ros.convert import numpy_to_image
+from hydranet_ros.runtime.overlay import render_overlay
+from hydranet_ros.runtime.postprocess import FrameResult, depth_to_points
+
+# Reliable + volatile: what `ros2 bag record`, RViz's defaults and best-effort subscribers all accept.
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+# Labels are published once: late joiners (RViz, a recorder started later) get them from the durability.
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class CameraPublishers:
+    """`~/<camera>/<head>` per head (+ `<head>/camera_info` for depth, `<head>/label_info` for heads with classes),
+    `points` (from the first depth head), `detections_3d` and `markers` (with a depth and a detection head), and
+    `overlay`."""
+
+    def __init__(self, node: Any, camera: str, frame_id: str, contract: ModelContract,
+                 score_threshold: float) -> None:
+        self.node = node
+        self.camera = camera
+        base = f"~/{camera}"
+        pubs: dict[str, Any] = {}
+
+        def create(name: str, msg_type: type, qos: QoSProfile = OUTPUT_QOS) -> Any:
+            pubs[name] = node.create_publisher(msg_type, f"{base}/{name}", qos)
+            return pubs[name]
+
+        for task in contract.tasks:
+            if task.type == "segmentation":
+                create(task.name, Image)
+            elif task.type == "depth":
+                create(task.name, Image)
+                create(f"{task.name}/camera_info", CameraInfo)
+                if "points" not in pubs:
+                    create("points", PointCloud2)
+            elif task.type == "detection":
+                create(task.name, Detection2DArray)
+            if task.classes:
+                threshold = score_threshold if task.type == "detection" else 0.0
+                create(f"{task.name}/label_info", LabelInfo, LATCHED_QOS).publish(
+                    out.label_info(Header(frame_id=frame_id), task.classes, threshold))
+        create("overlay", Image)
+        if contract.tasks_of_type("detection") and contract.tasks_of_type("depth"):
+            create("detections_3d", Detection3DArray)
+            create("markers", MarkerArray)
+        self.pubs = pubs
+
+    def wanted(self, name: str) -> bool:
+        """An optional output that someone listens to."""
+        return name in self.pubs and self.pubs[name].get_subscription_count() > 0
+
+    def publish(self, header: Header, rgb: np.ndarray, r: FrameResult, info: CameraInfo | None,
+                points_stride: int) -> None:
+        """Every output of one frame, each with `header` (the camera's stamp)."""
+        pubs = self.pubs
+        for name, mask in r.masks.items():
+            pubs[name].publish(numpy_to_image(mask, "mono8", header))
+        for name, depth in r.depths.items():
+            pubs[name].publish(numpy_to_image(depth, "32FC1", header))
+            pubs[f"{name}/camera_info"].publish(out.dense_camera_info(header, r, info))
+        if r.depth is not None and self.wanted("points"):
+            colours = cv2.resize(rgb, r.dense_size, interpolation=cv2.INTER_AREA)
+            pts, rgb_packed = depth_to_points(r.depth, r.dense_intrinsics, points_stride, colours)
+            pubs["points"].publish(out.point_cloud(header, pts, rgb_packed))
+        all_boxes = []
+        for name, boxes in r.detections.items():
+            pubs[name].publish(out.detection_array(header, boxes))
+            all_boxes += boxes
+        if self.wanted("detections_3d"):
+            pubs["detections_3d"].publish(out.detections_3d(header, all_boxes, r.source_intrinsics))
+        if self.wanted("markers"):
+            pubs["markers"].publish(out.markers(header, all_boxes, r.source_intrinsics, f"hydranet/{self.camera}"))
+        if self.wanted("overlay"):
+            pubs["overlay"].publish(numpy_to_image(render_overlay(rgb, r), "rgb8", header))
+
+    def destroy(self) -> None:
+        for pub in self.pubs.values():
+            self.node.destroy_publisher(pub)
+        self.pubs = {}
