@@ -70,6 +70,7 @@ def main() -> int:
     ap.add_argument("--min-height", type=float, default=25.0, help="smaller objects are ignored (px)")
     ap.add_argument("--precision", type=float, default=0.8)
     ap.add_argument("--low-precision", type=float, default=0.3)
+    ap.add_argument("--tiles", type=int, default=4, help="crops across a wide frame for the tiled PicoDet-S")
     ap.add_argument("--out", type=Path, default=REPO / "bench/results/teacher_thresholds.json")
     args = ap.parse_args()
 
@@ -77,7 +78,9 @@ def main() -> int:
     names = load_names(default_asset("coco_names"))
     pico = PicoDetS(default_asset("picodet"), names, min_score=0.1)
     fast = FastestDet(default_asset("fastestdet"), names, min_score=0.1)
+    tiled = PicoDetS(default_asset("picodet"), names, min_score=0.1, tiles=args.tiles)
     detectors = {"picodet": RoadDetector([pico], ClassMapping()), "fastestdet": RoadDetector([fast], ClassMapping()),
+                 f"picodet_tiles{args.tiles}": RoadDetector([tiled], ClassMapping()),
                  "both": RoadDetector([pico, fast], ClassMapping())}
     found: dict[str, dict[str, list]] = {d: {c: [] for c in CLASSES} for d in detectors}
     num_gt = dict.fromkeys(CLASSES, 0)

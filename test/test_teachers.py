@@ -105,6 +105,41 @@ def test_detector_finds_the_cars_ahead(shared_assets, detectors, teacher):
     assert ahead.sum() >= 2, cars
 
 
+def test_tiles_keep_the_whole_frames_cars_and_find_more_people_on_kitti(shared_assets, names, detectors):
+    """Square crops across a wide frame (CocoDetector tiles): the whole frame's boxes survive the merge, and on the
+    kitti101 train frames with the most pedestrians the crops find at least as many labelled people, some of them."""
+    from hydranet_ros.train.importers import import_kitti
+
+    tiled = T.PicoDetS(T.default_asset("picodet", shared_assets), names, tiles=4)
+    rgb = frame(shared_assets, UDACITY_CARS)
+    whole, merged = detectors["picodet"](rgb), tiled(rgb)
+    cars = whole.boxes[(whole.classes == "car") & (whole.scores >= 0.5)]
+    merged_cars = merged.boxes[merged.classes == "car"]
+    assert len(cars) >= 2 and (T.box_iou(cars, merged_cars).max(axis=1) >= 0.5).all()
+    h, w = rgb.shape[:2]
+    assert (merged.boxes >= 0).all() and (merged.boxes[:, [0, 2]] <= w).all() and (merged.boxes[:, [1, 3]] <= h).all()
+
+    def people(s) -> np.ndarray:
+        return np.array([b[:4] for b in s.labels["detections"]["boxes"] if b[4] == "pedestrian" and b[3] - b[1] >= 25],
+                        np.float32).reshape(-1, 4)
+
+    samples = sorted(import_kitti(shared_assets / "kitti101", split="train"), key=lambda s: -len(people(s)))[:5]
+    found = {}
+    for name, det in (("whole", detectors["picodet"]), ("tiled", tiled)):
+        hits = 0
+        for s in samples:
+            d = det(T.read_rgb(s.image))
+            boxes = d.boxes[(d.classes == "person") & (d.scores >= 0.3)]
+            if len(boxes):
+                hits += int((T.box_iou(people(s), boxes).max(axis=1) >= 0.5).sum())
+        found[name] = hits
+    assert sum(len(people(s)) for s in samples) >= 10
+    print("labelled people found in 5 kitti101 train frames:", found)
+    assert found["tiled"] >= found["whole"] and found["tiled"] > 0, found
+    with pytest.raises(ValueError, match="tiles"):
+        T.PicoDetS(T.default_asset("picodet", shared_assets), names, tiles=1)
+
+
 def test_the_two_detectors_agree_on_the_cars(shared_assets, detectors):
     rgb = frame(shared_assets, UDACITY_CARS)
     a, b = (detectors[k](rgb) for k in ("picodet", "fastestdet"))
@@ -376,7 +411,8 @@ def test_pseudo_label_missing_teacher_is_a_clear_error(raw_manifest, tmp_path, c
 
 def test_pseudo_label_rejects_bad_options(raw_manifest, tmp_path, capsys):
     for argv in (["--threshold", "0.2"], ["--seg-lo", "0.7"], ["--tasks", "depth"], ["--seg-size", "321x180"],
-                 ["--class-thresholds", "pedestrian=0.3:0.5"], ["--class-thresholds", "pedestrain=0.5:0.3"]):
+                 ["--class-thresholds", "pedestrian=0.3:0.5"], ["--class-thresholds", "pedestrain=0.5:0.3"],
+                 ["--tiles", "1"]):
         assert run_tool(raw_manifest, "-o", tmp_path / "out", *argv) == 2, argv
         assert "hydranet pseudo-label:" in capsys.readouterr().err
 
