@@ -273,9 +273,9 @@ def test_contract_of_an_export_and_of_its_checkpoint(model):
     assert [(t.name, t.type) for t in c.tasks] == [("drivable_area", "segmentation"), ("lane_lines", "segmentation"),
                                                    ("depth", "depth"), ("detections", "detection")]
     assert c.task("detections").classes == ("vehicle", "pedestrian", "cyclist")
-    assert c.task("depth").options == {k: load_spec(SPEC).head("depth").options[k] for k in ("max_depth",
-                                                                                          "canonical_fx")}
-    assert c.task("depth").options["canonical_fx"] == 554.256
+    # The exported spec holds every option, defaults filled in (resolved once, in the spec).
+    assert c.task("depth").options == load_spec(SPEC).head("depth").options
+    assert c.task("depth").options["canonical_fx"] == 554.256 and c.task("depth").options["min_depth"] == 0.1
     assert [t.name for t in c.tasks_of_type("segmentation")] == ["drivable_area", "lane_lines"]
     assert c.outputs["depth"]["dtype"] == "float32" and c.outputs["detections"]["shape"] == ["batch", 100, 6]
     assert c.sha256 == sha256_of(model.onnx)

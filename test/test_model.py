@@ -81,10 +81,19 @@ def test_spec_errors_are_clear_and_all_reported_at_once():
 def test_spec_round_trips_and_unknown_head_options_are_refused():
     spec = load_spec(DEFAULT_SPEC)
     assert ModelSpec.from_dict(spec.to_dict()) == spec
+    # Options are resolved once, in the spec: the defaults a file leaves out are filled in for every layer.
+    assert spec.head("detections").options == {"stride": 4, "max_detections": 100, "nms_iou": 0.5}
+    assert spec.head("depth").options["canonical_fx"] == pytest.approx(554.256)
+    assert spec.head("depth").options["min_depth"] == 0.1
     doc = spec.to_dict()
     doc["heads"][3]["max_detectionz"] = 5
-    with pytest.raises(ValueError, match="max_detectionz"):
+    doc["heads"][2]["max_depth"] = "far"
+    doc["heads"][2]["min_depth"] = 0.0
+    with pytest.raises(ValueError, match="max_detectionz") as err:
         HydraNet(ModelSpec.from_dict(doc), backbone_weights=False)
+    assert "3 problem(s)" not in str(err.value)  # one per head: its first wrong option
+    assert "heads[2] (depth).max_depth: expected float, got 'far'" in str(err.value)
+    assert "valid options: ['max_detections', 'nms_iou', 'stride']" in str(err.value)
 
 
 def test_mobilenet_v2_spec_is_the_nekrasov_network_block_for_block():
@@ -215,10 +224,11 @@ def test_every_head_kind_has_one_options_dataclass_with_the_heads_defaults():
     import dataclasses
     import inspect
 
-    from hydranet_ros.core.tasks import OPTIONS
+    from hydranet_ros.core.tasks import DECODER_STRIDE, OPTIONS
+    from hydranet_ros.model.decoder import LightWeightRefineNet
     from hydranet_ros.model.heads import HEADS
 
-    assert set(HEADS) == set(OPTIONS)
+    assert set(HEADS) == set(OPTIONS) and LightWeightRefineNet.out_stride == DECODER_STRIDE
     for kind, head in HEADS.items():
         params = {p.name: p.default for p in inspect.signature(head.__init__).parameters.values()
                   if p.kind is inspect.Parameter.KEYWORD_ONLY}

@@ -36,7 +36,8 @@ class Task:
     name: str  # head name == output name
     type: str  # "segmentation" | "depth" | "detection"
     classes: tuple[str, ...]
-    options: dict[str, Any]  # the head's spec options as written (defaults are not filled in)
+    options: dict[str, Any]  # the head's spec options: resolved (defaults filled in) since the spec resolves them;
+    # a model exported before holds them as written, so read them through core.tasks' `resolve`
 
 
 @dataclass(frozen=True)

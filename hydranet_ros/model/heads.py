@@ -80,8 +80,7 @@ class SegmentationHead(Head):
         super().__init__(in_channels, name, classes)
         if not 2 <= len(self.classes) <= 256:
             raise ValueError(f"segmentation head {name!r} needs 2..256 classes (uint8 ids), got {self.classes}")
-        if output_stride < 1:
-            raise ValueError(f"output_stride must be >= 1, got {output_stride}")
+        SegmentationOptions(output_stride)  # checks it
         self.output_stride = output_stride
         self.branch = task_branch(in_channels, len(self.classes))
 
@@ -125,10 +124,7 @@ class DepthHead(Head):
         output_stride: int = DepthOptions.output_stride,
     ) -> None:
         super().__init__(in_channels, name, classes)  # classes are not used: depth has no labels
-        if not 0.0 < min_depth < max_depth:
-            raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth} and {max_depth}")
-        if canonical_fx <= 0.0 or output_stride < 1:
-            raise ValueError(f"need canonical_fx > 0 and output_stride >= 1, got {canonical_fx}, {output_stride}")
+        DepthOptions(max_depth, min_depth, canonical_fx, output_stride)  # checks them
         self.max_depth = max_depth
         self.min_depth = min_depth
         self.canonical_fx = canonical_fx
@@ -181,12 +177,7 @@ class DetectionHead(Head):
         super().__init__(in_channels, name, classes)
         if not self.classes:
             raise ValueError(f"detection head {name!r} needs at least one class")
-        if stride not in (DECODER_STRIDE, 2 * DECODER_STRIDE):
-            raise ValueError(f"detection stride must be {DECODER_STRIDE} or {2 * DECODER_STRIDE}, got {stride}")
-        if max_detections < 1:
-            raise ValueError(f"max_detections must be >= 1, got {max_detections}")
-        if not 0.0 < nms_iou <= 1.0:
-            raise ValueError(f"nms_iou must be in (0, 1], got {nms_iou}")
+        DetectionOptions(stride, max_detections, nms_iou)  # checks them
         self.stride = stride
         self.max_detections = max_detections
         self.nms_iou = float(nms_iou)

@@ -1,7 +1,8 @@
 """The model spec: what a HydraNet is made of, read from YAML (config/models/*.yaml) and validated.
 
 A spec names the backbone, the decoder width, the input size and the heads (name, type, classes, loss weight
-and the head type's own options). Adding a task of an existing type is one more entry under `heads`.
+and the head type's own options, core/tasks.py: checked and resolved here, so the spec, the ONNX metadata and the
+card carry every option's value, defaults filled in). Adding a task of an existing type is one more entry under `heads`.
 Every problem is reported at once, each naming the key it is about.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from hydranet_ros.core.tasks import OPTIONS
 from hydranet_ros.model.backbones import BACKBONES
 from hydranet_ros.model.heads import HEADS
 
@@ -156,6 +158,11 @@ class ModelSpec:
                 problems.append(f"{where}loss_weight: expected a number >= 0, got {weight!r}")
                 weight = 1.0
             options = {k: v for k, v in h.items() if k not in _HEAD_KEYS}
+            if htype in OPTIONS:  # checked, and resolved once here: every layer reads the defaults filled in
+                try:
+                    options = OPTIONS[htype].parse(options).as_dict()
+                except ValueError as exc:
+                    problems.append(f"{where}{exc}")
             if hname and htype:
                 heads.append(HeadSpec(hname, htype, tuple(classes), float(weight), options))
         names = [h.name for h in heads]
