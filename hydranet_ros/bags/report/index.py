@@ -25,6 +25,7 @@ OUTPUTS = {"drivable_area": IMAGE, "lane_lines": IMAGE, "depth": IMAGE, "detecti
 MAX_FPS = 30.0  # a 60 Hz camera still makes a watchable, half-size video
 MASKS = ("drivable_area", "lane_lines")
 
+
 class ReportError(BagError):
     """A bag the report cannot be made from; the message says why and what the bag holds instead."""
 
