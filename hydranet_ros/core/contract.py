@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from hydranet_ros.core.hashing import sha256_of
+from hydranet_ros.core.tasks import OPTIONS
 
 METADATA_KEY = "hydranet"  # the ONNX metadata_props key holding the contract (JSON)
 DEFAULT_MODEL = "hydranet_effl0_road.onnx"
@@ -36,8 +37,7 @@ class Task:
     name: str  # head name == output name
     type: str  # "segmentation" | "depth" | "detection"
     classes: tuple[str, ...]
-    options: dict[str, Any]  # the head's spec options: resolved (defaults filled in) since the spec resolves them;
-    # a model exported before holds them as written, so read them through core.tasks' `resolve`
+    options: dict[str, Any]  # the head's options, defaults filled in (also for a model whose spec predates that)
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,13 @@ def tasks_of_spec(spec: dict[str, Any], where: str) -> tuple[Task, ...]:
     if not isinstance(heads, list) or not all(isinstance(h, dict) and "name" in h and "type" in h for h in heads):
         raise ModelError(f"{where}: the spec has no valid 'heads' list")
     fixed = {"name", "type", "classes", "loss_weight"}
-    return tuple(Task(str(h["name"]), str(h["type"]), tuple(h.get("classes", [])),
-                      {k: v for k, v in h.items() if k not in fixed}) for h in heads)
+    tasks = []
+    for h in heads:
+        options = {k: v for k, v in h.items() if k not in fixed}
+        if h["type"] in OPTIONS:  # the kind's defaults under what the spec says, as ModelSpec resolves them
+            options = {**OPTIONS[h["type"]]().as_dict(), **options}
+        tasks.append(Task(str(h["name"]), str(h["type"]), tuple(h.get("classes", [])), options))
+    return tuple(tasks)
 
 
 def check_hash(model_path: Path, card: dict[str, Any], verify: bool) -> str:

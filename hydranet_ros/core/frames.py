@@ -18,6 +18,8 @@ from hydranet_ros.core.images import compressed_kind, jpeg_size
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 BAG_SUFFIXES = (".mcap", ".db3", ".bag")
 IntrinsicsTuple = tuple[float, float, float, float]  # fx, fy, cx, cy as a manifest stores them
+HEADER_READ = 8 << 10  # bytes image_size reads first; up to MAX_HEADER_READ when a JPEG's header is further in
+MAX_HEADER_READ = 256 << 10
 
 
 class FrameSourceError(ValueError):
@@ -67,17 +69,19 @@ def read_intrinsics_json(path: str | Path) -> Camera:
 
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image, from the PNG or JPEG header when it is one (no decoding: BDD100K's 100k frames
-    would take minutes to decode); other formats, and JPEGs whose header lies beyond the first 256 KiB (huge
+    would take minutes to decode); other formats, and JPEGs whose frame header lies beyond the first 256 KiB (huge
     EXIF blocks), are decoded. EXIF orientation is not applied."""
     path = Path(path)
     with path.open("rb") as f:
-        head = f.read(1 << 18)
-    kind = compressed_kind(head)
-    if kind == "png" and len(head) >= 24:
-        return struct.unpack(">II", head[16:24])
-    size = jpeg_size(head) if kind == "jpeg" else None
-    if size:
-        return size
+        head = f.read(HEADER_READ)
+        kind = compressed_kind(head)
+        if kind == "png" and len(head) >= 24:
+            return struct.unpack(">II", head[16:24])
+        if kind == "jpeg":
+            # The frame header usually follows within a few KiB; a large EXIF block pushes it further.
+            size = jpeg_size(head) or jpeg_size(head + f.read(MAX_HEADER_READ - len(head)))
+            if size:
+                return size
     import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
