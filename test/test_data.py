@@ -258,3 +258,41 @@ def test_validation_samples_are_the_runtime_letterbox(tmp_path, size) -> None:
     geo = item["geometry"]
     assert (geo.scale, geo.dx, geo.dy) == pytest.approx((lb.scale, lb.pad_x, lb.pad_y))
     np.testing.assert_array_equal(item["image"].numpy(), lb.apply(np.ascontiguousarray(rgb)))
+
+
+def test_focus_crops_keep_a_rare_class_box_in_view(tmp_path) -> None:
+    """A 384-wide crop of a KITTI-shaped frame's 640-wide letterbox cuts away a pedestrian near its edge in most
+    draws; with focus (p = 1) every crop holds the whole pedestrian, and frames without one still crop at random."""
+    import cv2
+
+    from hydranet_ros.train.data import Focus
+
+    rgb = cv2.resize(cv2.imread(str(REPO / "hydranet_ros" / "samples" / "project_video_0750.jpg")), (1242, 375))
+    path = tmp_path / "frame.png"
+    cv2.imwrite(str(path), rgb)
+    person = [1150.0, 150.0, 1190.0, 260.0, "pedestrian"]
+    car = [100.0, 180.0, 300.0, 280.0, "vehicle"]
+    with_person = Sample(image=path, labels={"detections": {"boxes": [car, person]}})
+    cars_only = Sample(image=path, labels={"detections": {"boxes": [car]}})
+
+    def people_in_view(augment: Augment, sample: Sample, draws: int = 40) -> tuple[int, set[float]]:
+        ds = MultiTaskDataset([sample], SPEC, augment=augment, crop=(384, 224), seed=5)
+        ped = SPEC.heads[[h.name for h in SPEC.heads].index("detections")].classes.index("pedestrian")
+        torch.manual_seed(0)
+        seen, offsets = 0, set()
+        for _ in range(draws):
+            item = ds[0]
+            boxes = item["boxes"]["detections"].numpy()
+            whole = (boxes[:, 2] - boxes[:, 0]) > 0.99 * 40 * item["geometry"].scale  # not clipped by the crop
+            seen += int(((boxes[:, 4] == ped) & whole).any())
+            offsets.add(round(item["geometry"].dx, 1))
+        return seen, offsets
+
+    plain = Augment(scale=(1.0, 1.0), colour=0.0, hue_deg=0, flip=False)
+    focused = Augment(scale=(1.0, 1.0), colour=0.0, hue_deg=0, flip=False, focus=Focus(("pedestrian",), p=1.0))
+    assert people_in_view(plain, with_person)[0] < 20
+    assert people_in_view(focused, with_person)[0] == 40
+    assert len(people_in_view(focused, cars_only)[1]) > 20  # no pedestrian: random crops, as without focus
+    with pytest.raises(ValueError, match="focus p"):
+        Augment(focus={"classes": ["pedestrian"], "p": 0})
+    assert Augment.from_dict({"focus": {"classes": ["cyclist"], "p": 0.3}}).focus == Focus(("cyclist",), 0.3)

@@ -285,7 +285,8 @@ def test_class_weights_and_augment_options_are_checked_up_front(tmp_path) -> Non
     write_manifest(manifest, [Sample(image=REPO / "hydranet_ros/samples/project_video_0750.jpg")])
     recipe = tmp_path / "r.yaml"
     for augment, message in (({"weather": {"night": 2}}, "night"), ({"roll_deg": 45}, "roll_deg"),
-                             ({"snow": 1}, "expected keys")):
+                             ({"snow": 1}, "expected keys"),
+                             ({"focus": {"classes": ["pedestrian"], "p": 2}}, "focus p")):
         recipe.write_text(yaml.safe_dump({"model": str(REPO / "config/models/hydranet_effl0_road.yaml"),
                                           "data": {"train": [str(manifest)], "augment": augment}}))
         with pytest.raises(ConfigError, match=message):
@@ -294,6 +295,13 @@ def test_class_weights_and_augment_options_are_checked_up_front(tmp_path) -> Non
                                       "data": {"train": [str(manifest)]}, "export_weights": "middle"}))
     with pytest.raises(ConfigError, match="export_weights: best or last"):
         load_config(recipe)
+    from hydranet_ros.train.data import Augment
+    from hydranet_ros.train.trainer import check_augment
+
+    assert check_augment(Augment(focus={"classes": ["pedestrian", "cyclist"]}), spec).focus.classes == (
+        "pedestrian", "cyclist")
+    with pytest.raises(ConfigError, match=r"focus.classes: \['person'\]"):
+        check_augment(Augment(focus={"classes": ["person"]}), spec)
 
 
 def test_a_resumed_log_drops_the_steps_after_the_checkpoint(tmp_path) -> None:

@@ -170,7 +170,7 @@ def parse_config(doc: dict[str, Any], path: Path) -> TrainConfig:
             else:
                 crop = (c[0], c[1])
         augment = data.get("augment") or {}
-        keys = {"scale", "flip", "colour", "hue_deg", "roll_deg", "weather"}
+        keys = {"scale", "flip", "colour", "hue_deg", "roll_deg", "weather", "focus"}
         if not isinstance(augment, dict) or set(augment) - keys:
             problems.append(f"data.augment: expected keys {', '.join(sorted(keys))}; got {augment!r}")
             augment = {}

@@ -42,10 +42,27 @@ MIN_VISIBLE = 0.4  # a box cut by the crop to less than this fraction of its are
 
 
 @dataclass(frozen=True)
+class Focus:
+    """Crops that keep a box of one of `classes` in view, with probability `p` per sample."""
+
+    classes: tuple[str, ...]
+    p: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", tuple(self.classes))
+        if not self.classes or not all(isinstance(c, str) and c for c in self.classes):
+            raise ValueError(f"augment focus classes must be a non-empty list of class names, got {self.classes}")
+        if not 0 < self.p <= 1:
+            raise ValueError(f"augment focus p must be in (0, 1], got {self.p}")
+
+
+@dataclass(frozen=True)
 class Augment:
     """Random augmentations for training. scale: multiplier range around the letterbox scale (log-uniform);
     roll_deg: the camera rolled about its optical axis by up to this many degrees; weather: probabilities of the
-    photometric conditions of `photometric.Weather` (night, fog, glare, rain, blur, noise)."""
+    photometric conditions of `photometric.Weather` (night, fog, glare, rain, blur, noise); focus: rare classes that
+    a random crop would often cut away ({classes: [...], p: P}): with probability P the crop is placed so that one
+    box of those classes, drawn at random, lies inside it (frames without such a box crop at random)."""
 
     scale: tuple[float, float] = (0.75, 1.33)
     flip: bool = True
@@ -53,6 +70,7 @@ class Augment:
     hue_deg: float = 5.0
     roll_deg: float = 0.0
     weather: Weather = Weather()
+    focus: Focus | None = None
 
     def __post_init__(self) -> None:
         lo, hi = self.scale
@@ -64,6 +82,8 @@ class Augment:
             raise ValueError(f"augment roll_deg must be in [0, 15], got {self.roll_deg}")
         if isinstance(self.weather, dict):
             object.__setattr__(self, "weather", Weather(**self.weather))
+        if isinstance(self.focus, dict):
+            object.__setattr__(self, "focus", Focus(**self.focus))
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Augment:
@@ -141,8 +161,11 @@ class Geometry:
 
 
 def plan_geometry(src_w: int, src_h: int, net_w: int, net_h: int, out_w: int, out_h: int,
-                  augment: Augment | None, rng: random.Random) -> Geometry:
-    """The letterbox scale into net_w x net_h (jittered when augmenting), then a crop/pad window out_w x out_h."""
+                  augment: Augment | None, rng: random.Random,
+                  focus: tuple[float, float, float, float] | None = None) -> Geometry:
+    """The letterbox scale into net_w x net_h (jittered when augmenting), then a crop/pad window out_w x out_h.
+
+    focus: a box (source pixels) that a crop keeps inside the window where it fits (else the crop centres on it)."""
     base = min(net_w / src_w, net_h / src_h)
     if augment is None:
         scale = base
@@ -151,11 +174,18 @@ def plan_geometry(src_w: int, src_h: int, net_w: int, net_h: int, out_w: int, ou
         scale = base * math.exp(rng.uniform(math.log(lo), math.log(hi)))
     new_w, new_h = src_w * scale, src_h * scale
 
-    def offset(content: float, window: int) -> float:
+    def offset(content: float, window: int, keep: tuple[float, float] | None) -> float:
         if augment is None:
             return (window - content) / 2  # centred, like the runtime's letterbox
         if content >= window:
-            return -rng.uniform(0, content - window)  # random crop
+            lo, hi = 0.0, content - window
+            if keep is not None:  # the window [u, u + window] must hold [a, b]
+                a, b = keep[0] * scale, keep[1] * scale
+                if max(lo, b - window) <= min(hi, a):
+                    lo, hi = max(lo, b - window), min(hi, a)
+                else:
+                    lo = hi = min(max((a + b - window) / 2, lo), hi)
+            return -rng.uniform(lo, hi)  # random crop
         return rng.uniform(0, window - content)  # random placement inside the padding
 
     if augment is None:
@@ -164,7 +194,9 @@ def plan_geometry(src_w: int, src_h: int, net_w: int, net_h: int, out_w: int, ou
         return Geometry(scale, (out_w - new_w) // 2, (out_h - new_h) // 2, out_w, out_h, False)
     flip = augment.flip and rng.random() < 0.5
     roll = math.radians(rng.uniform(-augment.roll_deg, augment.roll_deg)) if augment.roll_deg else 0.0
-    return Geometry(scale, offset(new_w, out_w), offset(new_h, out_h), out_w, out_h, flip, roll)
+    keep_x = None if focus is None else (focus[0], focus[2])
+    keep_y = None if focus is None else (focus[1], focus[3])
+    return Geometry(scale, offset(new_w, out_w, keep_x), offset(new_h, out_h, keep_y), out_w, out_h, flip, roll)
 
 
 def colour_jitter(rgb: np.ndarray, augment: Augment, rng: random.Random) -> np.ndarray:
@@ -270,7 +302,7 @@ class MultiTaskDataset(Dataset):
         src_h, src_w = bgr.shape[:2]
         if s.size is not None and tuple(s.size) != (src_w, src_h):
             raise ManifestError(f"{s.image} is {src_w}x{src_h}, the manifest says {s.size[0]}x{s.size[1]}")
-        geo = plan_geometry(src_w, src_h, *self.net_size, *self.out_size, self.augment, rng)
+        geo = plan_geometry(src_w, src_h, *self.net_size, *self.out_size, self.augment, rng, self._focus_box(s, rng))
         if self.augment is None:
             # Exactly the node's network input (its resize rounds each axis; the labels follow `geo`, < 0.5 px off).
             rgb = Letterbox.fit(src_w, src_h, *self.net_size).apply(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
@@ -288,6 +320,18 @@ class MultiTaskDataset(Dataset):
             if label is not None:
                 self._load_label(item, name, head, label, s, geo, (src_w, src_h))
         return item
+
+    def _focus_box(self, s: Sample, rng: random.Random) -> tuple[float, float, float, float] | None:
+        """A box of the augment's focus classes in `s`, drawn at random, with the focus probability; else None."""
+        focus = self.augment.focus if self.augment is not None else None
+        if focus is None or rng.random() >= focus.p:
+            return None
+        boxes = [b for name, head in self.heads.items() if head.type == "detection" and name in s.labels
+                 for b in s.labels[name]["boxes"] if b[4] in focus.classes]
+        if not boxes:
+            return None
+        x1, y1, x2, y2 = (float(v) for v in rng.choice(boxes)[:4])
+        return x1, y1, x2, y2
 
     def _load_label(self, item: dict[str, Any], name: str, head: HeadSpec, label: dict[str, Any], s: Sample,
                     geo: Geometry, src_size: tuple[int, int]) -> None:

@@ -67,6 +67,16 @@ def validation_score(flat: dict[str, float]) -> float:
     return float(np.mean(vals)) if vals else -math.inf
 
 
+def check_augment(augment: Augment, spec: ModelSpec) -> Augment:
+    """ConfigError where the augment names classes the model's detection heads do not have."""
+    if augment.focus is not None:
+        known = {c for h in spec.heads if h.type == "detection" for c in h.classes}
+        if set(augment.focus.classes) - known:
+            raise ConfigError(f"data.augment.focus.classes: {sorted(set(augment.focus.classes) - known)} are not "
+                              f"classes of this model's detection heads ({sorted(known)})")
+    return augment
+
+
 def refuse_held_out(train: list[Sample], held_out: list[Sample]) -> None:
     """Evaluation frames are never trained on, by any path: ConfigError if a training sample is marked held out
     (by `hydranet import kitti` from split.json, or `hydranet manifest split`), or if its image's bytes are those
@@ -244,7 +254,7 @@ class Trainer:
         self.train_sizes = [len(g) for g, _ in groups]
         samples = [s for g, _ in groups for s in g]
         refuse_held_out(samples, [s for m in cfg.held_out for s in read_manifest(m)])
-        augment = Augment.from_dict(cfg.augment)
+        augment = check_augment(Augment.from_dict(cfg.augment), self.spec)
         self.train_set = MultiTaskDataset(samples, self.spec, augment=augment, crop=cfg.crop, seed=cfg.seed + rank)
         self.sample_weights = source_weights(groups)
         val_samples = [s for m in cfg.val for s in read_manifest(m)]
