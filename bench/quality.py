@@ -30,6 +30,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
 import yaml
 from tqdm import tqdm
 
@@ -38,8 +39,8 @@ from hydranet_ros.core.geometry import metric_scale
 from hydranet_ros.core.tasks import DepthOptions
 from hydranet_ros.model.spec import ModelSpec
 from hydranet_ros.runtime.engines import load_engine
-from hydranet_ros.train.data import MultiTaskDataset
-from hydranet_ros.train.evaluate import update_detection
+from hydranet_ros.train.data import Item, MultiTaskDataset
+from hydranet_ros.train.kinds import Label, update_detection
 from hydranet_ros.train.manifest import IGNORE_CLASS, Sample, read_manifest
 from hydranet_ros.train.metrics import DepthMetric, DetectionMetric, SegmentationMetric, box_iou
 
@@ -172,28 +173,28 @@ class Run:
         groups: dict[str, dict[str, Any]] = {}
         for i in tqdm(range(len(ds)), desc="quality", unit="frame", leave=False, disable=None):
             item, s = ds[i], samples[i]
-            out = {k: v[0] for k, v in self.engine.run(item["image"].numpy()[None]).items()}
+            out = {k: v[0] for k, v in self.engine.run(item.image.numpy()[None]).items()}
             g = groups.setdefault(group_of(s) if group_of else "all", self._metrics())
             g["frames"] += 1
             for h in self.seg_heads:
-                if item["present"][h.name]:
-                    g["seg"][h.name].update(out[h.name], item["targets"][h.name].numpy())
+                if item.labels[h.name] is not None:
+                    g["seg"][h.name].update(out[h.name], item.labels[h.name].dense.numpy())
             depth_m = target_m = None
-            if self.depth_head is not None and item["present"][self.depth_head.name]:
-                fx = item["geometry"].intrinsics(s.intrinsics)[0]
+            if self.depth_head is not None and item.labels[self.depth_head.name] is not None:
+                fx = item.geometry.intrinsics(s.intrinsics)[0]
                 to_m = metric_scale(fx, DepthOptions.resolve(self.depth_head.options).canonical_fx)
                 depth_m = out[self.depth_head.name] * to_m
-                target_m = item["targets"][self.depth_head.name].numpy() * to_m
+                target_m = item.labels[self.depth_head.name].dense.numpy() * to_m
                 g["depth"].update(depth_m, target_m)
-                rim = self._rim(item["geometry"], s, depth_m.shape)
+                rim = self._rim(item.geometry, s, depth_m.shape)
                 g["border"].update(np.where(rim, depth_m, 0), np.where(rim, target_m, 0))
             if self.depth_head is not None:
-                y0, y1, x0, x1 = self._content(item["geometry"], s, out[self.depth_head.name].shape)
+                y0, y1, x0, x1 = self._content(item.geometry, s, out[self.depth_head.name].shape)
                 top = out[self.depth_head.name][y0:y0 + max(1, int(TOP_ROWS * (y1 - y0))), x0:x1]
                 g["top_canonical_m"].append(float(np.median(top)))
-            if self.det_head is not None and item["present"][self.det_head.name]:
-                self._boxes(g, out[self.det_head.name], item["boxes"][self.det_head.name].numpy(),
-                            item["ignore"][self.det_head.name].numpy())
+            if self.det_head is not None and item.labels[self.det_head.name] is not None:
+                label = item.labels[self.det_head.name]
+                self._boxes(g, out[self.det_head.name], label.boxes.numpy(), label.ignore.numpy())
             if sheet is not None:
                 sheet.append(self._tile_row(item, out, depth_m, target_m, s))
         return groups
@@ -247,14 +248,14 @@ class Run:
                                 "person_recall": tp / n if n else None, "person_objects": n}
         return out
 
-    def _tile_row(self, item: dict, out: dict, depth_m: np.ndarray | None, target_m: np.ndarray | None,
+    def _tile_row(self, item: Item, out: dict, depth_m: np.ndarray | None, target_m: np.ndarray | None,
                   s: Sample) -> np.ndarray:
         """image | drivable + lanes | depth | depth error vs LiDAR | boxes (pred green, labels red, don't-care grey),
         cropped to the letterbox's content."""
         from hydranet_ros.runtime.overlay import SEGMENT_COLOURS, tint
 
-        img = item["image"].numpy()
-        y0, y1, x0, x1 = self._content(item["geometry"], s, img.shape[:2])
+        img = item.image.numpy()
+        y0, y1, x0, x1 = self._content(item.geometry, s, img.shape[:2])
         seg = img.copy()
         for i, h in enumerate(self.seg_heads):
             tint(seg, out[h.name] > 0, SEGMENT_COLOURS[i % len(SEGMENT_COLOURS)])
@@ -271,9 +272,10 @@ class Run:
             tiles.append(err)
         box = img.copy()
         if self.det_head is not None:
-            for b in item["ignore"].get(self.det_head.name, np.zeros((0, 4))).tolist():
+            label = item.labels[self.det_head.name] or Label(boxes=torch.zeros(0, 5), ignore=torch.zeros(0, 4))
+            for b in label.ignore.tolist():
                 cv2.rectangle(box, (int(b[0]), int(b[1])), (int(b[2]), int(b[3])), (150, 150, 150), 1)
-            for b in item["boxes"].get(self.det_head.name, np.zeros((0, 5))).tolist():
+            for b in label.boxes.tolist():
                 cv2.rectangle(box, (int(b[0]), int(b[1])), (int(b[2]), int(b[3])), (255, 40, 40), 1)
             for r in out[self.det_head.name]:
                 if r[4] >= self.threshold:

@@ -10,7 +10,8 @@ import torch
 
 from conftest import REPO, SIM_K, sim_sample
 from hydranet_ros.model.spec import load_spec
-from hydranet_ros.train.data import Augment, Geometry, MultiTaskDataset, collate, transform_boxes
+from hydranet_ros.train.augment import Augment, Geometry, transform_boxes
+from hydranet_ros.train.data import MultiTaskDataset, collate
 from hydranet_ros.train.manifest import ManifestError, Sample, read_manifest, write_manifest
 
 SPEC = load_spec(REPO / "config" / "models" / "hydranet_effl0_road.yaml")
@@ -54,11 +55,11 @@ def test_augmented_sim_frame_keeps_labels_on_their_pixels(shared_assets) -> None
     flips = set()
     for _ in range(12):
         item = ds[0]
-        geo = item["geometry"]
+        geo = item.geometry
         flips.add(geo.flip)
-        assert item["image"].shape == (192, 320, 3) and item["image"].dtype == torch.uint8
-        drivable = item["targets"]["drivable_area"].numpy()
-        lanes = item["targets"]["lane_lines"].numpy()
+        assert item.image.shape == (192, 320, 3) and item.image.dtype == torch.uint8
+        drivable = item.labels["drivable_area"].dense.numpy()
+        lanes = item.labels["lane_lines"].dense.numpy()
         # Lane paint lies on the road: every lane pixel is drivable, and padding is ignored in both.
         assert np.all(drivable[lanes == 1] == 1)
         assert np.array_equal(lanes == 255, drivable == 255)
@@ -67,12 +68,12 @@ def test_augmented_sim_frame_keeps_labels_on_their_pixels(shared_assets) -> None
 
         vmask = geo.warp(read_segmentation(vehicle), nearest=True, fill=0)
         mirrored = vmask[:, ::-1]  # what a transform that forgot to flip the boxes would be checked against
-        for x1, y1, x2, y2, _ in item["boxes"]["detections"].numpy():
+        for x1, y1, x2, y2, _ in item.labels["detections"].boxes.numpy():
             rows, cols = slice(int(y1), int(np.ceil(y2))), slice(int(x1), int(np.ceil(x2)))
             inside.append(vmask[rows, cols].mean())
             wrong.append(mirrored[rows, cols].mean())
         # Canonical depth is metres * canonical_fx / fx': back in metres, each pixel holds the source pixel's depth.
-        depth = item["targets"]["depth"].numpy()
+        depth = item.labels["depth"].dense.numpy()
         fx = geo.intrinsics(SIM_K)[0]
         ys, xs = np.nonzero(depth > 0)
         pre_flip = geo.width - 1 - xs if geo.flip else xs
@@ -100,7 +101,7 @@ def test_kitti_depth_converts_to_the_canonical_camera(shared_assets) -> None:
     item = MultiTaskDataset([sample], SPEC)[0]
     metres = read_depth(sample.labels["depth"])
     scale = min(640 / metres.shape[1], 384 / metres.shape[0])
-    target = item["targets"]["depth"].numpy()
+    target = item.labels["depth"].dense.numpy()
     canonical = SPEC.head("depth").options["canonical_fx"]
     got = target[target > 0] * (k[0] * scale) / canonical
     cap = SPEC.head("depth").options["max_depth"] * (k[0] * scale) / canonical
@@ -108,7 +109,8 @@ def test_kitti_depth_converts_to_the_canonical_camera(shared_assets) -> None:
     src = metres[metres > 0]
     assert got.min() >= src.min() - 1e-3 and got.max() <= min(src.max(), cap) + 1e-3
     assert np.isin(np.round(got[got < cap * 0.999], 2), np.round(src, 2)).mean() > 0.99
-    assert item["present"] == {"drivable_area": False, "lane_lines": False, "depth": True, "detections": False}
+    assert {t: label is not None for t, label in item.labels.items()} == {
+        "drivable_area": False, "lane_lines": False, "depth": True, "detections": False}
 
 
 def test_collate_fills_unlabelled_images_and_reports_presence(shared_assets) -> None:
@@ -117,11 +119,11 @@ def test_collate_fills_unlabelled_images_and_reports_presence(shared_assets) -> 
     del b.labels["drivable_area"]
     ds = MultiTaskDataset([a, b], SPEC)
     batch = collate([ds[0], ds[1]])
-    assert batch["present"]["drivable_area"].tolist() == [True, False]
-    assert batch["present"]["detections"].tolist() == [True, False]
-    assert int(batch["targets"]["drivable_area"][1].unique().item()) == 255
-    assert batch["boxes"]["detections"][1].shape == (0, 5)
-    assert batch["image"].shape == (2, 384, 640, 3)
+    assert batch.tasks["drivable_area"].present.tolist() == [True, False]
+    assert batch.tasks["detections"].present.tolist() == [True, False]
+    assert int(batch.tasks["drivable_area"].dense[1].unique().item()) == 255
+    assert batch.tasks["detections"].boxes[1].shape == (0, 5)
+    assert batch.image.shape == (2, 384, 640, 3)
 
 
 def test_depth_without_intrinsics_and_bad_class_ids_are_refused(shared_assets) -> None:
@@ -180,14 +182,14 @@ def test_roll_keeps_boxes_masks_and_depth_on_their_pixels(shared_assets) -> None
     rolls, inside, ratios = [], [], []
     for _ in range(10):
         item = ds[0]
-        geo = item["geometry"]
+        geo = item.geometry
         rolls.append(abs(geo.roll))
         vmask = geo.warp(read_segmentation(vehicle), nearest=True, fill=0)
-        for x1, y1, x2, y2, _ in item["boxes"]["detections"].numpy():
+        for x1, y1, x2, y2, _ in item.labels["detections"].boxes.numpy():
             inside.append(vmask[int(y1):int(np.ceil(y2)), int(x1):int(np.ceil(x2))].mean())
-        drivable, lanes = item["targets"]["drivable_area"].numpy(), item["targets"]["lane_lines"].numpy()
+        drivable, lanes = item.labels["drivable_area"].dense.numpy(), item.labels["lane_lines"].dense.numpy()
         assert np.all(drivable[lanes == 1] == 1)
-        depth = item["targets"]["depth"].numpy()
+        depth = item.labels["depth"].dense.numpy()
         ys, xs = np.nonzero(depth > 0)
         m = geo.affine()
         px = (geo.width - 1 - xs) if geo.flip else xs
@@ -204,7 +206,7 @@ def test_roll_keeps_boxes_masks_and_depth_on_their_pixels(shared_assets) -> None
 def test_weather_changes_pixels_only(shared_assets) -> None:
     """Night, fog, glare, rain, blur and noise leave every label as it was (same geometry, same targets and boxes)
     and leave the letterbox padding at the runtime's fill."""
-    from hydranet_ros.train.data import PAD_RGB
+    from hydranet_ros.core.geometry import PAD_RGB
     from hydranet_ros.train.photometric import CONDITIONS, Weather
 
     sample = sim_sample(shared_assets, "000120")
@@ -216,16 +218,17 @@ def test_weather_changes_pixels_only(shared_assets) -> None:
             torch.manual_seed(7)
             items.append(MultiTaskDataset([sample], SPEC, augment=augment, crop=(384, 224), seed=2)[0])
         a, b = items
-        assert a["geometry"] == b["geometry"]
-        for task in a["targets"]:
-            assert torch.equal(a["targets"][task], b["targets"][task]), (condition, task)
-        assert torch.equal(a["boxes"]["detections"], b["boxes"]["detections"])
-        diff = (a["image"].int() - b["image"].int()).abs().float().mean().item()
+        assert a.geometry == b.geometry
+        for task, label in a.labels.items():
+            if label is not None and label.dense is not None:
+                assert torch.equal(label.dense, b.labels[task].dense), (condition, task)
+        assert torch.equal(a.labels["detections"].boxes, b.labels["detections"].boxes)
+        diff = (a.image.int() - b.image.int()).abs().float().mean().item()
         assert diff > 1.0, f"{condition} did not change the image"
-        padding = a["targets"]["drivable_area"] == 255
+        padding = a.labels["drivable_area"].dense == 255
         assert padding.any()
-        assert torch.equal(b["image"][padding], a["image"][padding]), f"{condition} changed the padding"
-        fill = (b["image"][padding] == torch.tensor(PAD_RGB, dtype=torch.uint8)).all(dim=1).float().mean()
+        assert torch.equal(b.image[padding], a.image[padding]), f"{condition} changed the padding"
+        fill = (b.image[padding] == torch.tensor(PAD_RGB, dtype=torch.uint8)).all(dim=1).float().mean()
         assert fill > 0.9  # the rest is the content's edge, blended into the fill by the resampling
 
 
@@ -255,9 +258,9 @@ def test_validation_samples_are_the_runtime_letterbox(tmp_path, size) -> None:
     ds = MultiTaskDataset([Sample(image=path)], SPEC, augment=None)
     item = ds[0]
     lb = Letterbox.fit(*size, SPEC.input_width, SPEC.input_height)
-    geo = item["geometry"]
+    geo = item.geometry
     assert (geo.scale, geo.dx, geo.dy) == pytest.approx((lb.scale, lb.pad_x, lb.pad_y))
-    np.testing.assert_array_equal(item["image"].numpy(), lb.apply(np.ascontiguousarray(rgb)))
+    np.testing.assert_array_equal(item.image.numpy(), lb.apply(np.ascontiguousarray(rgb)))
 
 
 def test_focus_crops_keep_a_rare_class_box_in_view(tmp_path) -> None:
@@ -265,7 +268,7 @@ def test_focus_crops_keep_a_rare_class_box_in_view(tmp_path) -> None:
     draws; with focus (p = 1) every crop holds the whole pedestrian, and frames without one still crop at random."""
     import cv2
 
-    from hydranet_ros.train.data import Focus
+    from hydranet_ros.train.augment import Focus
 
     rgb = cv2.resize(cv2.imread(str(REPO / "hydranet_ros" / "samples" / "project_video_0750.jpg")), (1242, 375))
     path = tmp_path / "frame.png"
@@ -282,10 +285,10 @@ def test_focus_crops_keep_a_rare_class_box_in_view(tmp_path) -> None:
         seen, offsets = 0, set()
         for _ in range(draws):
             item = ds[0]
-            boxes = item["boxes"]["detections"].numpy()
-            whole = (boxes[:, 2] - boxes[:, 0]) > 0.99 * 40 * item["geometry"].scale  # not clipped by the crop
+            boxes = item.labels["detections"].boxes.numpy()
+            whole = (boxes[:, 2] - boxes[:, 0]) > 0.99 * 40 * item.geometry.scale  # not clipped by the crop
             seen += int(((boxes[:, 4] == ped) & whole).any())
-            offsets.add(round(item["geometry"].dx, 1))
+            offsets.add(round(item.geometry.dx, 1))
         return seen, offsets
 
     plain = Augment(scale=(1.0, 1.0), colour=0.0, hue_deg=0, flip=False)

@@ -78,3 +78,23 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path) -> None:
     found = imports(probe, package=tmp_path / "hydranet_ros")
     assert {"torch", "hydranet_ros.train.trainer", "hydranet_ros.ros.node"} <= found
     assert {layer_of(m) for m in found} >= {"train", "ros"}
+
+
+def test_every_layer_implements_every_task_kind() -> None:
+    """A task kind is its options (core.tasks) plus one registered implementation per layer: a kind missing from
+    one registry would load, train or run and then fail, or drop its output, at that layer."""
+    from hydranet_ros.core.tasks import KINDS, OPTIONS
+    from hydranet_ros.model.heads import HEADS
+    from hydranet_ros.ros.publishers import PUBLISHERS
+    from hydranet_ros.runtime.postprocess import POSTPROCESS
+    from hydranet_ros.train.kinds import TRAINING
+
+    assert tuple(OPTIONS) == KINDS and len(KINDS) >= 3
+    for name, registry in (("model.heads.HEADS", HEADS), ("train.kinds.TRAINING", TRAINING),
+                           ("runtime.postprocess.POSTPROCESS", POSTPROCESS), ("ros.publishers.PUBLISHERS", PUBLISHERS)):
+        assert set(registry) == set(KINDS), f"{name} covers {sorted(registry)}, the kinds are {sorted(KINDS)}"
+    assert all(HEADS[k].type == k and TRAINING[k].kind == k for k in KINDS)
+    # Each kind's training states everything the dataset, trainer and affinity study ask of it.
+    for k in KINDS:
+        impl = TRAINING[k]
+        assert impl.label_format in ("file", "boxes") and impl.primary[0] and impl.loss_options, k

@@ -19,15 +19,16 @@ from hydranet_ros.train.balancing import (
     build_weighting,
     pcgrad,
 )
+from hydranet_ros.train.kinds import training_of
 from hydranet_ros.train.losses import (
-    LOSSES,
     centernet_targets,
     depth_loss,
     detection_loss,
-    get_loss,
     heatmap_focal_loss,
     segmentation_loss,
 )
+
+LOSS_OF_KIND = {"segmentation": segmentation_loss, "depth": depth_loss, "detection": detection_loss}
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +85,7 @@ CASES = {  # case: (head type, raw and target maker, loss options)
 def test_absent_images_get_exactly_zero_gradient(case: str) -> None:
     head_type, make, options = CASES[case]
     raw, target = make()
-    loss = get_loss(head_type)(raw, target, PRESENT, **options)
+    loss = LOSS_OF_KIND[head_type](raw, target, PRESENT, **options)
     loss.backward()
     assert loss.item() > 0
     assert torch.equal(raw.grad[1], torch.zeros_like(raw.grad[1]))
@@ -95,7 +96,7 @@ def test_absent_images_get_exactly_zero_gradient(case: str) -> None:
 def test_all_absent_is_a_zero_that_keeps_the_graph(case: str) -> None:
     head_type, make, options = CASES[case]
     raw, target = make()
-    loss = get_loss(head_type)(raw, target, torch.zeros(3, dtype=torch.bool), **options)
+    loss = LOSS_OF_KIND[head_type](raw, target, torch.zeros(3, dtype=torch.bool), **options)
     assert loss.item() == 0.0 and loss.requires_grad
     loss.backward()
     assert torch.equal(raw.grad, torch.zeros_like(raw))
@@ -110,14 +111,13 @@ def test_absent_image_with_nan_raw_stays_out_of_the_loss() -> None:
     assert torch.isfinite(loss) and torch.equal(raw.grad[1], torch.zeros_like(raw.grad[1]))
 
 
-def test_registry_and_unknown_kinds() -> None:
-    assert set(LOSSES) == {"segmentation", "depth", "detection"}
+def test_unknown_kinds_are_refused() -> None:
     with pytest.raises(ValueError, match="ce, focal"):
         segmentation_loss(*_seg_case(), PRESENT, kind="dice")
     with pytest.raises(ValueError, match="log_l1, berhu, silog"):
         depth_loss(*_depth_case(), PRESENT, kind="l2")
-    with pytest.raises(ValueError, match="detection"):
-        get_loss("keypoints")
+    with pytest.raises(ValueError, match="segmentation, depth, detection"):
+        training_of("keypoints")
 
 
 # --- segmentation -----------------------------------------------------------------------------------------------

@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from hydranet_ros.train.kinds import markdown_table
 from hydranet_ros.train.metrics import (
     DepthMetric,
     DetectionMetric,
     SegmentationMetric,
     box_iou,
-    markdown_table,
 )
 
 # ---------------------------------------------------------------------------------------------------- segmentation

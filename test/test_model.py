@@ -71,9 +71,9 @@ def test_spec_errors_are_clear_and_all_reported_at_once():
         ModelSpec.from_dict(doc, source="my.yaml")
     text = str(err.value)
     assert text.startswith("my.yaml: 6 problem(s)")
-    for needle in ("backbone: unknown 'resnet9000' (valid: efficientnet_lite0, mobilenet_v2)",
+    for needle in ("backbone: must be one of efficientnet_lite0, mobilenet_v2; got 'resnet9000'",
                    "input.width: must be a multiple of 32", "the name 'drivable_area' is used twice",
-                   "type: unknown 'keypoints' (valid: depth, detection, segmentation)",
+                   "type: must be one of segmentation, depth, detection; got 'keypoints'",
                    "a segmentation head needs at least one class", "unknown key 'colour'"):
         assert needle in text
 

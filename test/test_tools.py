@@ -68,3 +68,33 @@ def test_env_finds_every_component():
     assert "MISSING" not in out.stdout, out.stdout
     for name in ("rclpy", "vision_msgs", "torch", "onnxruntime", "opencv"):
         assert name in out.stdout
+
+
+def test_readme_recipe_and_spec_tables_are_the_schemas():
+    """The README's reference of recipe and spec keys is what `hydranet train --schema` prints, and that is built
+    from the very fields the recipe and the spec are checked against: a key added to a schema must reach the
+    README, and every head option of every kind has its meaning written down."""
+    from hydranet_ros.model.spec import HEAD, SPEC
+    from hydranet_ros.train.config import RECIPE
+
+    out = run(["train", "--schema"])
+    assert out.returncode == 0, out.stderr
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert out.stdout.strip() in readme, "README's recipe/spec tables are stale: paste `hydranet train --schema`"
+    for field in (*RECIPE, *SPEC, *HEAD):
+        assert f"| `{field.name}` |" in out.stdout
+    assert "| detection | `nms_iou` | `0.5` |" in out.stdout
+
+
+def test_a_recipe_with_several_mistakes_names_each_with_the_valid_choices(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: nowhere.yaml\nsteps: -3\namp: maybe\noptimiser: {lr: 1}\n"
+                      "data: {train: [], crop: [300, 200], augment: {snow: 1}}\nexport_weights: middle\n")
+    out = run(["train", str(recipe)])
+    assert out.returncode == 2
+    for needle in ("model: spec nowhere.yaml does not exist", "steps: must be >= 1, got -3",
+                   "amp: must be one of auto, on, off; got 'maybe'", "unknown key 'optimiser' (known: amp, "
+                   "batch_size", "data.train: needs at least one manifest", "data.crop: expected [W, H], multiples "
+                   "of 32, got [300, 200]", "data.augment: unknown key(s) ['snow']",
+                   "export_weights: must be one of best, last; got 'middle'"):
+        assert needle in out.stderr, (needle, out.stderr)

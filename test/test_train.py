@@ -14,7 +14,7 @@ import yaml
 
 from conftest import REPO, sim_sample
 from hydranet_ros.train.config import ConfigError, load_config
-from hydranet_ros.train.data import collate
+from hydranet_ros.train.data import Batch, collate
 from hydranet_ros.train.manifest import Sample, write_manifest
 from hydranet_ros.train.trainer import Trainer
 
@@ -56,10 +56,10 @@ def recipe(d, **overrides) -> dict:
     return doc
 
 
-def fixed_batch_losses(trainer: Trainer, batch: dict) -> dict[str, float]:
+def fixed_batch_losses(trainer: Trainer, batch: Batch) -> dict[str, float]:
     trainer.net.train()  # batch statistics, as in training; no update
     with torch.no_grad():
-        raw = trainer.net(trainer.net.normalise(batch["image"]))
+        raw = trainer.net(trainer.net.normalise(batch.image))
         return {t: float(v) for t, v in trainer.losses(raw, batch, trainer.device).items()}
 
 
@@ -71,7 +71,7 @@ def test_short_training_run_lowers_every_task_loss(run_dir) -> None:
     trainer = Trainer(load_config(run_dir / "recipe.yaml"), progress=False, log=lambda _m: None)
     # One batch holding every sample: every task is present in it.
     batch = collate([trainer.train_set[i] for i in range(len(trainer.train_set))])
-    assert all(bool(p.any()) for p in batch["present"].values())
+    assert all(bool(tb.present.any()) for tb in batch.tasks.values())
     before = fixed_batch_losses(trainer, batch)
     for _ in range(doc["steps"]):
         trainer.train_step(batch)
@@ -86,9 +86,9 @@ def test_task_absent_from_the_batch_gets_exactly_zero_gradient(run_dir) -> None:
     trainer = Trainer(load_config(run_dir / "recipe.yaml"), progress=False, log=lambda _m: None)
     kitti_only = [i for i, s in enumerate(trainer.train_set.samples) if "lane_lines" not in s.labels]
     batch = collate([trainer.train_set[i] for i in kitti_only])
-    assert not batch["present"]["lane_lines"].any() and batch["present"]["detections"].all()
+    assert not batch.tasks["lane_lines"].present.any() and batch.tasks["detections"].present.all()
     trainer.net.eval()  # fixed BatchNorm statistics, so the two backward passes below see the same function
-    raw = trainer.net(trainer.net.normalise(batch["image"]))
+    raw = trainer.net(trainer.net.normalise(batch.image))
     losses = trainer.losses(raw, batch, trainer.device)
     total, _ = trainer.weighting.combine(losses)
     total.backward()
@@ -99,9 +99,9 @@ def test_task_absent_from_the_batch_gets_exactly_zero_gradient(run_dir) -> None:
     shared = [p for p in trainer.net.decoder.parameters()]
     with_absent = [p.grad.clone() for p in shared]
     trainer.net.zero_grad()
-    raw = trainer.net(trainer.net.normalise(batch["image"]))
+    raw = trainer.net(trainer.net.normalise(batch.image))
     losses = trainer.losses(raw, batch, trainer.device)
-    present_only = {t: v for t, v in losses.items() if batch["present"][t].any()}
+    present_only = {t: v for t, v in losses.items() if batch.tasks[t].present.any()}
     trainer.weighting.combine(present_only)[0].backward()
     for a, b in zip(with_absent, [p.grad for p in shared], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
@@ -152,7 +152,7 @@ def test_train_resume_export_and_run_through_the_runtime(run_dir, trained) -> No
     assert "validation" in card["metrics"]
     engine = load_engine(onnx_path, providers=["cpu"])
     torch_engine = load_engine(out / "best.safetensors", providers=["cpu"], device="cpu")
-    frame = collate([_val_item(run_dir)])["image"].numpy()
+    frame = collate([_val_item(run_dir)]).image.numpy()
     a, b = engine.run(frame), torch_engine.run(frame)
     assert set(a) == {"drivable_area", "lane_lines", "depth", "detections"}
     assert np.mean(a["drivable_area"] != b["drivable_area"]) < 1e-3
@@ -173,7 +173,7 @@ def test_recipe_errors_are_listed_up_front(run_dir) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(run_dir / "recipe.yaml")
     msg = str(err.value)
-    for expected in ("unknown key 'colour'", "steps: must be >= 1", "weighting.name", "freeze"):
+    for expected in ("unknown key 'colour'", "steps: must be >= 1", "weighting: needs a name, one of fixed", "freeze"):
         assert expected in msg, msg
     doc.update(steps=2, weighting={"name": "fixed"}, freeze=[], losses={"depth": {"kind": "l2"}})
     del doc["colour"]
@@ -285,7 +285,7 @@ def test_class_weights_and_augment_options_are_checked_up_front(tmp_path) -> Non
     write_manifest(manifest, [Sample(image=REPO / "hydranet_ros/samples/project_video_0750.jpg")])
     recipe = tmp_path / "r.yaml"
     for augment, message in (({"weather": {"night": 2}}, "night"), ({"roll_deg": 45}, "roll_deg"),
-                             ({"snow": 1}, "expected keys"),
+                             ({"snow": 1}, r"unknown key\(s\) \['snow'\]"),
                              ({"focus": {"classes": ["pedestrian"], "p": 2}}, "focus p")):
         recipe.write_text(yaml.safe_dump({"model": str(REPO / "config/models/hydranet_effl0_road.yaml"),
                                           "data": {"train": [str(manifest)], "augment": augment}}))
@@ -293,9 +293,9 @@ def test_class_weights_and_augment_options_are_checked_up_front(tmp_path) -> Non
             load_config(recipe)
     recipe.write_text(yaml.safe_dump({"model": str(REPO / "config/models/hydranet_effl0_road.yaml"),
                                       "data": {"train": [str(manifest)]}, "export_weights": "middle"}))
-    with pytest.raises(ConfigError, match="export_weights: best or last"):
+    with pytest.raises(ConfigError, match="export_weights: must be one of best, last; got 'middle'"):
         load_config(recipe)
-    from hydranet_ros.train.data import Augment
+    from hydranet_ros.train.augment import Augment
     from hydranet_ros.train.trainer import check_augment
 
     assert check_augment(Augment(focus={"classes": ["pedestrian", "cyclist"]}), spec).focus.classes == (

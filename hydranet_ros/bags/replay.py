@@ -84,8 +84,27 @@ class BagPlayer:
         self.loops = loops if loops is not None else (0 if loop else 1)  # 0: until stopped
         self.clock_hz = clock_hz
         remap = dict(remap or {})
-
         self._store = typestore()
+        # Everything that can be refused is checked before the first publisher exists on the caller's node.
+        by_topic, selected, counts = self._read_window(topics or [], remap, start, duration)
+        self.topics = self._plan_topics(by_topic, selected, remap, counts)
+        self.total = sum(t.count for t in self.topics)
+        if self.total == 0:
+            raise BagError(f"nothing to play: no message of {', '.join(selected)} in the selected time window")
+        self._create_publishers(by_topic)
+        self._clock_pub = None
+        if clock:
+            from rosgraph_msgs.msg import Clock
+
+            # Reliable matches both the best-effort /clock subscription of rclcpp/rclpy time sources and a reliable one.
+            self._clock_pub = node.create_publisher(Clock, "/clock", QoSProfile(
+                history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE))
+            self._clock_msg = Clock()
+        self._last_clock = -1
+
+    def _read_window(self, topics: list[str], remap: dict[str, str], start: float, duration: float | None
+                     ) -> tuple[dict[str, list[Any]], list[str], dict[str, int]]:
+        """The bag's connections per topic, the selected topics, and each one's messages in the time window."""
         reader = open_reader(self.bag, self._store)
         try:
             if not reader.is2:
@@ -97,7 +116,7 @@ class BagPlayer:
             for conn in reader.connections:
                 by_topic.setdefault(conn.topic, []).append(conn)
             in_bag = sorted(by_topic)
-            unknown = [t for t in [*(topics or []), *remap] if t not in by_topic]
+            unknown = [t for t in [*topics, *remap] if t not in by_topic]
             if unknown:
                 raise BagError(f"not in {self.bag}: {', '.join(unknown)}; its topics are: {', '.join(in_bag)}")
             selected = list(dict.fromkeys(topics)) if topics else in_bag
@@ -108,49 +127,43 @@ class BagPlayer:
             self._t_end = reader.end_time if duration is None else min(reader.end_time,
                                                                        self._t_begin + round(duration * 1e9))
             self._connections = [c for t in selected for c in by_topic[t]]
-            counts = self._count(reader, start > 0 or duration is not None)
+            return by_topic, selected, self._count(reader, start > 0 or duration is not None)
         finally:
             reader.close()
 
-        # Everything that can be refused is checked before the first publisher exists on the caller's node.
-        self.topics: list[PlayedTopic] = []
-        classes: dict[str, type] = {}
+    def _plan_topics(self, by_topic: dict[str, list[Any]], selected: list[str], remap: dict[str, str],
+                     counts: dict[str, int]) -> list[PlayedTopic]:
+        """What each selected topic is published as: its name after remapping, type, count and QoS."""
+        planned: list[PlayedTopic] = []
+        self._classes: dict[str, type] = {}
         for bag_topic in selected:
             conns = by_topic[bag_topic]
             types = sorted({c.msgtype for c in conns})
             if len(types) > 1:
                 raise BagError(f"{bag_topic} has several types in {self.bag} ({', '.join(types)}): select the others")
             msgtype, topic = types[0], remap.get(bag_topic, bag_topic)
-            if any(t.topic == topic for t in self.topics):
+            if any(t.topic == topic for t in planned):
                 raise BagError(f"{bag_topic} and another topic would both be published as {topic}")
-            classes[bag_topic] = message_class(msgtype)
+            self._classes[bag_topic] = message_class(msgtype)
             self._warn_if_redefined(bag_topic, msgtype, conns)
             qos = replay_qos([p for c in conns for p in getattr(c.ext, "offered_qos_profiles", [])])
-            self.topics.append(PlayedTopic(bag_topic, topic, msgtype, counts.get(bag_topic, 0), qos))
+            planned.append(PlayedTopic(bag_topic, topic, msgtype, counts.get(bag_topic, 0), qos))
+        return planned
+
+    def _create_publishers(self, by_topic: dict[str, list[Any]]) -> None:
+        """One publisher per played topic; none is left behind when one cannot be created."""
         self._publishers: dict[str, Any] = {}  # published topic -> publisher
         self._pub_of_conn: dict[int, tuple[Any, str]] = {}  # connection id -> (publisher, published topic)
         for t in self.topics:
             try:
-                pub = node.create_publisher(classes[t.bag_topic], t.topic, t.qos)
+                pub = self.node.create_publisher(self._classes[t.bag_topic], t.topic, t.qos)
             except NameValidationException as exc:
                 for created in self._publishers.values():
-                    node.destroy_publisher(created)
+                    self.node.destroy_publisher(created)
                 raise ValueError(f"cannot publish {t.bag_topic} as {t.topic!r}: {exc}") from exc
             self._publishers[t.topic] = pub
             for c in by_topic[t.bag_topic]:
                 self._pub_of_conn[c.id] = (pub, t.topic)
-        self.total = sum(t.count for t in self.topics)
-        if self.total == 0:
-            raise BagError(f"nothing to play: no message of {', '.join(selected)} in the selected time window")
-        self._clock_pub = None
-        if clock:
-            from rosgraph_msgs.msg import Clock
-
-            # Reliable matches both the best-effort /clock subscription of rclcpp/rclpy time sources and a reliable one.
-            self._clock_pub = node.create_publisher(Clock, "/clock", QoSProfile(
-                history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE))
-            self._clock_msg = Clock()
-        self._last_clock = -1
 
     def _warn_if_redefined(self, topic: str, msgtype: str, conns: list[Any]) -> None:
         """Raw bytes mean the same only to subscribers of the same definition: warn when the bag's differs."""

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from hydranet_ros.core.hashing import sha256_of
-from hydranet_ros.core.tasks import OPTIONS
+from hydranet_ros.core.tasks import KINDS, OPTIONS
 
 METADATA_KEY = "hydranet"  # the ONNX metadata_props key holding the contract (JSON)
 DEFAULT_MODEL = "hydranet_effl0_road.onnx"
@@ -35,7 +35,7 @@ class ModelError(RuntimeError):
 @dataclass(frozen=True)
 class Task:
     name: str  # head name == output name
-    type: str  # "segmentation" | "depth" | "detection"
+    type: str  # one of core.tasks.KINDS
     classes: tuple[str, ...]
     options: dict[str, Any]  # the head's options, defaults filled in (also for a model whose spec predates that)
 
@@ -142,9 +142,11 @@ def tasks_of_spec(spec: dict[str, Any], where: str) -> tuple[Task, ...]:
     fixed = {"name", "type", "classes", "loss_weight"}
     tasks = []
     for h in heads:
+        if h["type"] not in KINDS:  # a newer model than this code: refuse it rather than drop that head's output
+            raise ModelError(f"{where}: head {h['name']!r} is of kind {h['type']!r}, which this version of "
+                             f"hydranet_ros does not know (kinds: {', '.join(KINDS)}); update hydranet_ros")
         options = {k: v for k, v in h.items() if k not in fixed}
-        if h["type"] in OPTIONS:  # the kind's defaults under what the spec says, as ModelSpec resolves them
-            options = {**OPTIONS[h["type"]]().as_dict(), **options}
+        options = {**OPTIONS[h["type"]]().as_dict(), **options}  # the defaults under what the spec says
         tasks.append(Task(str(h["name"]), str(h["type"]), tuple(h.get("classes", [])), options))
     return tuple(tasks)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T", bound="KindOptions")
 
@@ -16,7 +16,10 @@ DECODER_STRIDE = 4  # of the shared decoder's output relative to the input: ever
 @dataclass(frozen=True)
 class KindOptions:
     """A head kind's options. Constructing one checks the values (ValueError saying which and why); the heads
-    construct theirs from their arguments, and the model spec from what a spec file says."""
+    construct theirs from their arguments, and the model spec from what a spec file says. `docs`: what each
+    option means (the README's table of head options is generated from the fields, their defaults and these)."""
+
+    docs: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def resolve(cls: type[T], options: dict[str, Any]) -> T:
@@ -46,7 +49,8 @@ class KindOptions:
 
 @dataclass(frozen=True)
 class SegmentationOptions(KindOptions):
-    output_stride: int = 1  # masks come out at input size / output_stride
+    output_stride: int = 1
+    docs: ClassVar[dict[str, str]] = {"output_stride": "masks come out at input size / output_stride"}
 
     def __post_init__(self) -> None:
         if self.output_stride < 1:
@@ -55,10 +59,17 @@ class SegmentationOptions(KindOptions):
 
 @dataclass(frozen=True)
 class DepthOptions(KindOptions):
-    max_depth: float = 80.0  # canonical metres; the head's cap, published as +inf ("beyond range")
+    max_depth: float = 80.0
     min_depth: float = 0.1
-    canonical_fx: float = 1000.0  # the focal length (pixels, at the network's input) the head predicts for
+    canonical_fx: float = 1000.0
     output_stride: int = 1
+    docs: ClassVar[dict[str, str]] = {
+        "max_depth": "the head's cap in canonical metres; published as +inf (beyond range)",
+        "min_depth": "the smallest depth it predicts, canonical metres",
+        "canonical_fx": "the focal length (pixels, at the network input) it predicts depth for; the node rescales "
+                        "by each camera's fx",
+        "output_stride": "depth comes out at input size / output_stride",
+    }
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_depth < self.max_depth:
@@ -70,9 +81,14 @@ class DepthOptions(KindOptions):
 
 @dataclass(frozen=True)
 class DetectionOptions(KindOptions):
-    stride: int = 4  # of the heatmap relative to the input
+    stride: int = 4
     max_detections: int = 100
     nms_iou: float = 0.5
+    docs: ClassVar[dict[str, str]] = {
+        "stride": f"of the centre heatmap relative to the input: {DECODER_STRIDE} or {2 * DECODER_STRIDE}",
+        "max_detections": "boxes kept per image (top-K before the in-graph NMS)",
+        "nms_iou": "boxes of one class overlapping more than this are merged (in-graph NMS)",
+    }
 
     def __post_init__(self) -> None:
         if self.stride not in (DECODER_STRIDE, 2 * DECODER_STRIDE):
@@ -83,8 +99,11 @@ class DetectionOptions(KindOptions):
             raise ValueError(f"nms_iou must be in (0, 1], got {self.nms_iou}")
 
 
+# The task kinds: each has its options here and one registered implementation per layer (model.heads.HEADS,
+# train.kinds.TRAINING, runtime.postprocess.POSTPROCESS, ros.publishers.PUBLISHERS; test_layers checks they agree).
 OPTIONS: dict[str, type[KindOptions]] = {
     "segmentation": SegmentationOptions,
     "depth": DepthOptions,
     "detection": DetectionOptions,
 }
+KINDS: tuple[str, ...] = tuple(OPTIONS)

@@ -14,12 +14,50 @@ from typing import Any
 
 import yaml
 
-from hydranet_ros.core.tasks import OPTIONS
+from hydranet_ros.core.schema import REQUIRED, Field, check
+from hydranet_ros.core.tasks import KINDS, OPTIONS
 from hydranet_ros.model.backbones import BACKBONES
 from hydranet_ros.model.heads import HEADS
 
-_TOP_KEYS = {"name", "backbone", "pretrained_backbone", "decoder", "input", "heads", "description"}
-_HEAD_KEYS = {"name", "type", "classes", "loss_weight"}  # all other keys of a head are its type's options
+
+def _stride_multiple(v: int) -> str | None:
+    return None if v >= 64 and v % 32 == 0 else f"must be a multiple of 32 (the backbone's stride) and >= 64, got {v}"
+
+
+def _identifier(v: str) -> str | None:
+    return None if v.isidentifier() else f"must be an identifier (it names an ONNX output and a topic), got {v!r}"
+
+
+def _class_names(v: list) -> str | None:
+    if not all(c for c in v):
+        return f"class names must not be empty, got {v!r}"
+    return None if len(set(v)) == len(v) else f"duplicate names in {v}"
+
+
+# The spec's keys: the README's tables are generated from these (`hydranet train --schema`).
+SPEC: tuple[Field, ...] = (
+    Field("name", str, "the model's name (cards, reports)", REQUIRED),
+    Field("description", str, "free text", ""),
+    Field("backbone", str, "the shared encoder", REQUIRED, choices=tuple(sorted(BACKBONES))),
+    Field("pretrained_backbone", bool, "start the backbone from its ImageNet weights", True),
+    Field("decoder", dict, "the shared decoder: {width: channels}", {}),
+    Field("input", dict, "the network input: {width, height} in pixels, multiples of 32", REQUIRED),
+    Field("heads", list, "the task heads (table below); one more task is one more entry", REQUIRED),
+)
+DECODER: tuple[Field, ...] = (Field("width", int, "channels of the decoder's feature map", 256, min=8, max=1024),)
+INPUT: tuple[Field, ...] = (
+    Field("width", int, "network input width", REQUIRED, rule=_stride_multiple),
+    Field("height", int, "network input height", REQUIRED, rule=_stride_multiple),
+)
+HEAD: tuple[Field, ...] = (
+    Field("name", str, "the head's name: its ONNX output, its label key in manifests and its topic", REQUIRED,
+          rule=_identifier),
+    Field("type", str, "the task kind; its options (below) go beside these keys", REQUIRED, choices=KINDS),
+    Field("classes", list, "class names (segmentation: ids 0..N-1 in this order); depth has none", [], item=str,
+          rule=_class_names),
+    Field("loss_weight", float, "a fixed factor on the head's loss", 1.0, min=0),
+)
+_HEAD_KEYS = {f.name for f in HEAD}  # all other keys of a head are its kind's options
 
 
 class SpecError(ValueError):
@@ -84,96 +122,51 @@ class ModelSpec:
 
     @staticmethod
     def from_dict(doc: Any, source: str = "spec") -> ModelSpec:
-        problems: list[str] = []
+        top, problems = check(doc, SPEC)
         if not isinstance(doc, dict):
-            raise SpecError(f"{source}: expected a mapping with keys {', '.join(sorted(_TOP_KEYS))}")
-        for key in sorted(set(doc) - _TOP_KEYS):
-            problems.append(f"unknown key {key!r} (known: {', '.join(sorted(_TOP_KEYS))})")
-
-        def need(d: dict, key: str, kind: type | tuple[type, ...], where: str) -> Any:
-            if key not in d:
-                problems.append(f"{where}{key}: missing")
-                return None
-            value = d[key]
-            if isinstance(value, bool) and kind in (int, float, (int, float)):
-                problems.append(f"{where}{key}: expected a number, got {value!r}")
-                return None
-            if not isinstance(value, kind):
-                names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-                problems.append(f"{where}{key}: expected {names}, got {type(value).__name__} {value!r}")
-                return None
-            return value
-
-        name = need(doc, "name", str, "")
-        backbone = need(doc, "backbone", str, "")
-        pretrained = doc.get("pretrained_backbone", True)
-        if not isinstance(pretrained, bool):
-            problems.append(f"pretrained_backbone: expected true or false, got {pretrained!r}")
-        if backbone is not None and backbone not in BACKBONES:
-            problems.append(f"backbone: unknown {backbone!r} (valid: {', '.join(sorted(BACKBONES))})")
-
-        decoder = doc.get("decoder", {})
-        width = 256
-        if not isinstance(decoder, dict) or set(decoder) - {"width"}:
-            problems.append(f"decoder: expected a mapping with the key 'width', got {decoder!r}")
-        elif "width" in decoder:
-            width = need(decoder, "width", int, "decoder.")
-            if width is not None and not 8 <= width <= 1024:
-                problems.append(f"decoder.width: must be 8..1024, got {width}")
-
-        size = need(doc, "input", dict, "")
-        in_w = need(size, "width", int, "input.") if size is not None else None
-        in_h = need(size, "height", int, "input.") if size is not None else None
-        for key, v in (("width", in_w), ("height", in_h)):
-            if v is not None and (v < 64 or v % 32):
-                problems.append(f"input.{key}: must be a multiple of 32 (the backbone's stride) and >= 64, got {v}")
-
-        heads: list[HeadSpec] = []
-        raw_heads = need(doc, "heads", list, "")
-        if raw_heads is not None and not raw_heads:
+            raise SpecError(f"{source}: {problems[0]}")
+        decoder, more = check(top["decoder"], DECODER, "decoder.")
+        problems += more
+        size, more = check(top["input"], INPUT, "input.") if top["input"] is not None else ({}, [])
+        problems += more
+        if top["heads"] == []:
             problems.append("heads: at least one head is needed")
-        for i, h in enumerate(raw_heads or []):
-            where = f"heads[{i}]."
-            if not isinstance(h, dict):
-                problems.append(f"heads[{i}]: expected a mapping, got {h!r}")
-                continue
-            hname = need(h, "name", str, where)
-            if hname is not None:
-                where = f"heads[{i}] ({hname})."
-                if not hname.isidentifier():
-                    problems.append(f"{where}name: must be an identifier (it names an ONNX output and a topic)")
-            htype = need(h, "type", str, where)
-            if htype is not None and htype not in HEADS:
-                problems.append(f"{where}type: unknown {htype!r} (valid: {', '.join(sorted(HEADS))})")
-            classes = h.get("classes", [])
-            if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
-                problems.append(f"{where}classes: expected a list of names, got {classes!r}")
-                classes = []
-            elif len(set(classes)) != len(classes):
-                problems.append(f"{where}classes: duplicate names in {classes}")
-            if htype in HEADS and HEADS[htype].needs_classes and not classes:
-                problems.append(f"{where}classes: a {htype} head needs at least one class")
-            weight = h.get("loss_weight", 1.0)
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-                problems.append(f"{where}loss_weight: expected a number >= 0, got {weight!r}")
-                weight = 1.0
-            options = {k: v for k, v in h.items() if k not in _HEAD_KEYS}
-            if htype in OPTIONS:  # checked, and resolved once here: every layer reads the defaults filled in
-                try:
-                    options = OPTIONS[htype].parse(options).as_dict()
-                except ValueError as exc:
-                    problems.append(f"{where}{exc}")
-            if hname and htype:
-                heads.append(HeadSpec(hname, htype, tuple(classes), float(weight), options))
+        heads: list[HeadSpec] = []
+        for i, h in enumerate(top["heads"] or []):
+            head, more = ModelSpec._head(h, i)
+            problems += more
+            if head is not None:
+                heads.append(head)
         names = [h.name for h in heads]
         for dup in sorted({n for n in names if names.count(n) > 1}):
             problems.append(f"heads: the name {dup!r} is used twice")
-
         if problems:
             raise SpecError(f"{source}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
-        return ModelSpec(name=name, backbone=backbone, input_width=in_w, input_height=in_h, heads=tuple(heads),
-                         decoder_width=width, pretrained_backbone=pretrained,
-                         description=str(doc.get("description", "")))
+        return ModelSpec(name=top["name"], backbone=top["backbone"], input_width=size["width"],
+                         input_height=size["height"], heads=tuple(heads), decoder_width=decoder["width"],
+                         pretrained_backbone=top["pretrained_backbone"], description=top["description"])
+
+    @staticmethod
+    def _head(h: Any, i: int) -> tuple[HeadSpec | None, list[str]]:
+        """One `heads` entry: its own keys (HEAD), then its kind's options, checked and resolved once here, so
+        that every layer reads them with the defaults filled in."""
+        if not isinstance(h, dict):
+            return None, [f"heads[{i}]: expected a mapping, got {h!r}"]
+        name = h.get("name")
+        where = f"heads[{i}] ({name})." if isinstance(name, str) else f"heads[{i}]."
+        own, problems = check({k: v for k, v in h.items() if k in _HEAD_KEYS}, HEAD, where)
+        kind = own["type"]
+        if kind in HEADS and HEADS[kind].needs_classes and not own["classes"]:
+            problems.append(f"{where}classes: a {kind} head needs at least one class")
+        options = {k: v for k, v in h.items() if k not in _HEAD_KEYS}
+        if kind in OPTIONS:
+            try:
+                options = OPTIONS[kind].parse(options).as_dict()
+            except ValueError as exc:
+                problems.append(f"{where}{exc}")
+        if own["name"] is None or kind is None:
+            return None, problems
+        return HeadSpec(own["name"], kind, tuple(own["classes"]), own["loss_weight"], options), problems
 
 
 def load_spec(path: str | Path) -> ModelSpec:

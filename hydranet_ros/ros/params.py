@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from hydranet_ros.core.schema import Field
+
 CAMERA = "{camera}"  # placeholder in per-camera parameter names: cameras.<name>.<key>
 # Parameters that rclpy itself declares on every node: a params file may set them, they are not ours to check.
 RCLPY_OWN = ("use_sim_time", "start_type_description_service")
@@ -31,38 +33,19 @@ AUTO = "auto"
 
 
 @dataclass(frozen=True)
-class Param:
-    name: str
-    type: type  # bool, int, float, str, or list (of str)
-    description: str
-    choices: tuple[str, ...] = ()
-    min: float | None = None
-    max: float | None = None
+class Param(Field):
+    """A node parameter: a `core.schema.Field` (a list is a list of strings) that may be read-only while running."""
+
     read_only: bool = False  # changing it needs a restart (re-configure)
+
+    def __post_init__(self) -> None:
+        if self.type is list and self.item is None:
+            object.__setattr__(self, "item", str)
 
     def validate(self, value: Any) -> str | None:
         """Return why `value` is not acceptable, or None when it is."""
-        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if self.type is list:
-            if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-                return f"{self.name} must be a list of strings, got {value!r}"
-        elif not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
-            return f"{self.name} must be {self.type.__name__}, got {type(value).__name__} {value!r}"
-        if self.type is float and not math.isfinite(value):
-            return f"{self.name} must be finite, got {value!r}"
-        if self.type is list and self.choices:
-            bad = [v for v in value if v not in self.choices]
-            if bad or not value or len(set(value)) != len(value):
-                return (f"{self.name} must be a non-empty list without repeats of {', '.join(self.choices)}; "
-                        f"got {value!r}")
-        elif self.choices and value not in self.choices:
-            return f"{self.name} must be one of {', '.join(self.choices)}; got {value!r}"
-        if self.min is not None and value < self.min:
-            return f"{self.name} must be >= {self.min}, got {value!r}"
-        if self.max is not None and value > self.max:
-            return f"{self.name} must be <= {self.max}, got {value!r}"
-        return None
+        why = self.problem(value)
+        return None if why is None else f"{self.name} {why}"
 
 
 SCHEMA: tuple[Param, ...] = (

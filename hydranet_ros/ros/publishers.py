@@ -5,6 +5,8 @@ someone subscribes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -15,7 +17,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, Detection3DArray, LabelInfo
 from visualization_msgs.msg import MarkerArray
 
-from hydranet_ros.core.contract import ModelContract
+from hydranet_ros.core.contract import ModelContract, Task
 from hydranet_ros.ros import outputs as out
 from hydranet_ros.ros.convert import numpy_to_image
 from hydranet_ros.runtime.overlay import render_overlay
@@ -27,6 +29,36 @@ OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=Re
 # Labels are published once: late joiners (RViz, a recorder started later) get them from the durability.
 LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+@dataclass(frozen=True)
+class KindPublisher:
+    """How one task kind is published: its topics (relative to the camera's namespace, with their message types)
+    and the messages of one frame. `scored`: its LabelInfo carries the node's score threshold."""
+
+    topics: Callable[[Task], list[tuple[str, type]]]
+    publish: Callable[[dict[str, Any], Task, FrameResult, Header, CameraInfo | None], None]
+    scored: bool = False
+
+
+def _publish_mask(pubs: dict[str, Any], task: Task, r: FrameResult, header: Header, _info: CameraInfo | None) -> None:
+    pubs[task.name].publish(numpy_to_image(r.masks[task.name], "mono8", header))
+
+
+def _publish_depth(pubs: dict[str, Any], task: Task, r: FrameResult, header: Header, info: CameraInfo | None) -> None:
+    pubs[task.name].publish(numpy_to_image(r.depths[task.name], "32FC1", header))
+    pubs[f"{task.name}/camera_info"].publish(out.dense_camera_info(header, r, info))
+
+
+def _publish_boxes(pubs: dict[str, Any], task: Task, r: FrameResult, header: Header, _info: CameraInfo | None) -> None:
+    pubs[task.name].publish(out.detection_array(header, r.detections[task.name]))
+
+
+PUBLISHERS: dict[str, KindPublisher] = {
+    "segmentation": KindPublisher(lambda t: [(t.name, Image)], _publish_mask),
+    "depth": KindPublisher(lambda t: [(t.name, Image), (f"{t.name}/camera_info", CameraInfo)], _publish_depth),
+    "detection": KindPublisher(lambda t: [(t.name, Detection2DArray)], _publish_boxes, scored=True),
+}
 
 
 class CameraPublishers:
@@ -45,20 +77,17 @@ class CameraPublishers:
             pubs[name] = node.create_publisher(msg_type, f"{base}/{name}", qos)
             return pubs[name]
 
+        self.tasks = contract.tasks
         for task in contract.tasks:
-            if task.type == "segmentation":
-                create(task.name, Image)
-            elif task.type == "depth":
-                create(task.name, Image)
-                create(f"{task.name}/camera_info", CameraInfo)
-                if "points" not in pubs:
-                    create("points", PointCloud2)
-            elif task.type == "detection":
-                create(task.name, Detection2DArray)
+            kind = PUBLISHERS[task.type]
+            for name, msg_type in kind.topics(task):
+                create(name, msg_type)
             if task.classes:
-                threshold = score_threshold if task.type == "detection" else 0.0
+                threshold = score_threshold if kind.scored else 0.0
                 create(f"{task.name}/label_info", LabelInfo, LATCHED_QOS).publish(
                     out.label_info(Header(frame_id=frame_id), task.classes, threshold))
+        if contract.tasks_of_type("depth"):
+            create("points", PointCloud2)
         create("overlay", Image)
         if contract.tasks_of_type("detection") and contract.tasks_of_type("depth"):
             create("detections_3d", Detection3DArray)
@@ -73,19 +102,13 @@ class CameraPublishers:
                 points_stride: int) -> None:
         """Every output of one frame, each with `header` (the camera's stamp)."""
         pubs = self.pubs
-        for name, mask in r.masks.items():
-            pubs[name].publish(numpy_to_image(mask, "mono8", header))
-        for name, depth in r.depths.items():
-            pubs[name].publish(numpy_to_image(depth, "32FC1", header))
-            pubs[f"{name}/camera_info"].publish(out.dense_camera_info(header, r, info))
+        for task in self.tasks:
+            PUBLISHERS[task.type].publish(pubs, task, r, header, info)
         if r.depth is not None and self.wanted("points"):
             colours = cv2.resize(rgb, r.dense_size, interpolation=cv2.INTER_AREA)
             pts, rgb_packed = depth_to_points(r.depth, r.dense_intrinsics, points_stride, colours)
             pubs["points"].publish(out.point_cloud(header, pts, rgb_packed))
-        all_boxes = []
-        for name, boxes in r.detections.items():
-            pubs[name].publish(out.detection_array(header, boxes))
-            all_boxes += boxes
+        all_boxes = [d for boxes in r.detections.values() for d in boxes]
         if self.wanted("detections_3d"):
             pubs["detections_3d"].publish(out.detections_3d(header, all_boxes, r.source_intrinsics))
         if self.wanted("markers"):

@@ -15,12 +15,13 @@ in the camera's terms instead:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from hydranet_ros.core.contract import ModelContract
+from hydranet_ros.core.contract import ModelContract, Task
 from hydranet_ros.core.geometry import Intrinsics, Letterbox, canonical_to_metric
 from hydranet_ros.core.tasks import DepthOptions
 
@@ -60,6 +61,39 @@ def _resize_nearest(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(a, size, interpolation=cv2.INTER_NEAREST)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where one image's outputs go: its letterbox, its intrinsics, and the dense outputs' size and intrinsics."""
+
+    letterbox: Letterbox
+    source_intrinsics: Intrinsics
+    dense: str  # "network" or "source"
+    score_threshold: float
+
+
+# Per task kind: one image's raw output of one head -> the FrameResult's share of it.
+Postprocess = Callable[[FrameResult, Task, np.ndarray, Placement], None]
+
+
+def _segmentation(r: FrameResult, task: Task, out: np.ndarray, p: Placement) -> None:
+    r.masks[task.name] = _resize_nearest(np.ascontiguousarray(p.letterbox.content(out)), r.dense_size)
+
+
+def _depth(r: FrameResult, task: Task, out: np.ndarray, p: Placement) -> None:
+    lb = p.letterbox
+    opts = DepthOptions.resolve(task.options)  # each depth head with its own canonical camera
+    depth = canonical_to_metric(lb.content(out), p.source_intrinsics.fx * lb.new_w / lb.src_w, opts.canonical_fx,
+                                opts.max_depth)
+    r.depths[task.name] = _resize_nearest(depth, r.dense_size) if p.dense == "source" else depth
+
+
+def _detection(r: FrameResult, task: Task, out: np.ndarray, p: Placement) -> None:
+    r.detections[task.name] = detections_to_source(out, p.letterbox, task.classes, p.score_threshold)
+
+
+POSTPROCESS: dict[str, Postprocess] = {"segmentation": _segmentation, "depth": _depth, "detection": _detection}
+
+
 def split_batch(
     outputs: dict[str, np.ndarray],
     contract: ModelContract,
@@ -79,17 +113,9 @@ def split_batch(
         else:
             size, k_dense = (lb.src_w, lb.src_h), k_src
         r = FrameResult((lb.src_w, lb.src_h), size, k_dense, k_src)
+        placement = Placement(lb, k_src, dense, score_threshold)
         for task in contract.tasks:
-            out = outputs[task.name][i]
-            if task.type == "segmentation":
-                r.masks[task.name] = _resize_nearest(np.ascontiguousarray(lb.content(out)), size)
-            elif task.type == "depth":
-                opts = DepthOptions.resolve(task.options)  # each depth head with its own canonical camera
-                depth = canonical_to_metric(lb.content(out), k_src.fx * lb.new_w / lb.src_w, opts.canonical_fx,
-                                            opts.max_depth)
-                r.depths[task.name] = _resize_nearest(depth, size) if dense == "source" else depth
-            elif task.type == "detection":
-                r.detections[task.name] = detections_to_source(out, lb, task.classes, score_threshold)
+            POSTPROCESS[task.type](r, task, outputs[task.name][i], placement)
         if r.depth is not None:
             for boxes in r.detections.values():
                 boxes[:] = [with_distance(d, r) for d in boxes]

@@ -65,8 +65,8 @@ def evaluate_model(model: Path, manifests: list[Path], batch_size: int = 4, prov
 def run(args: argparse.Namespace) -> int:
     from hydranet_ros.core.contract import ModelError
     from hydranet_ros.model.spec import SpecError
+    from hydranet_ros.train.kinds import markdown_table
     from hydranet_ros.train.manifest import ManifestError
-    from hydranet_ros.train.metrics import markdown_table
     from hydranet_ros.train.trainer import json_safe
 
     if args.batch_size < 1:
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 def record_in_card(model: Path, key: str, report: dict) -> None:
     """metrics.<key> in the model's card: where the numbers came from, the headline numbers and the full results."""
     from hydranet_ros.core.contract import record_card_metrics
-    from hydranet_ros.train.evaluate import flat_metrics
+    from hydranet_ros.train.kinds import flat_metrics
 
     path = record_card_metrics(model, key, {
         "manifests": report["manifests"], "images": report["images"], "engine": report["engine"],

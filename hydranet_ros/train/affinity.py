@@ -24,19 +24,16 @@ from typing import Any
 
 from hydranet_ros.model.spec import ModelSpec, load_spec
 from hydranet_ros.train.config import TrainConfig
-from hydranet_ros.train.evaluate import flat_metrics
-
-# The one number per task type used for affinity, and whether higher is better.
-PRIMARY = {"segmentation": ("miou", True), "depth": ("abs_rel", False), "detection": ("map50", True)}
+from hydranet_ros.train.kinds import TRAINING, flat_metrics
 
 
 def primary_metric(spec: ModelSpec, task: str, flat: dict[str, float]) -> float:
-    name, _ = PRIMARY[spec.head(task).type]
+    name, _ = TRAINING[spec.head(task).type].primary
     return float(flat.get(f"{task}/{name}", math.nan))
 
 
 def gain(spec: ModelSpec, task: str, alone: float, together: float) -> float:
-    _, higher = PRIMARY[spec.head(task).type]
+    _, higher = TRAINING[spec.head(task).type].primary
     if not (math.isfinite(alone) and math.isfinite(together)) or alone == 0:
         return math.nan
     return ((together - alone) if higher else (alone - together)) / abs(alone)
@@ -80,7 +77,7 @@ def run_affinity(cfg: TrainConfig, tasks: list[str], steps: int, out: Path,
             if i != j:
                 key = "+".join(sorted((i, j), key=tasks.index))
                 table[i][j] = gain(spec, i, metric[i], primary_metric(spec, i, runs[key]))
-    return {"tasks": tasks, "steps": steps, "metric": {t: PRIMARY[spec.head(t).type][0] for t in tasks},
+    return {"tasks": tasks, "steps": steps, "metric": {t: TRAINING[spec.head(t).type].primary[0] for t in tasks},
             "alone": metric, "runs": runs, "gain": table}
 
 

@@ -42,14 +42,105 @@ from typing import Any
 
 import yaml
 
+from hydranet_ros.core.schema import REQUIRED, Field, check
 from hydranet_ros.train.balancing import WEIGHTINGS
 
 FREEZABLE = ("backbone", "decoder", "heads")
-_TOP = {"model", "init", "data", "steps", "batch_size", "optimizer", "losses", "weighting", "pcgrad", "freeze",
-        "amp", "workers", "eval_every", "checkpoint_every", "log_every", "seed", "out", "export", "threads",
-        "export_path", "export_weights", "card"}
-_DATA = {"train", "val", "held_out", "crop", "augment"}
-_OPT = {"lr", "backbone_lr", "weight_decay", "warmup_steps"}
+
+
+def _manifest_entries(entries: list) -> str | None:
+    for e in entries:
+        m, w = (e.get("manifest"), e.get("weight", 1.0)) if isinstance(e, dict) else (e, 1.0)
+        if not isinstance(m, str) or isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0:
+            return f"bad entry {e!r} (a manifest path, or {{manifest: PATH, weight: W > 0}})"
+    return None if entries else "needs at least one manifest"
+
+
+def _paths(entries: list) -> str | None:
+    return None if all(isinstance(e, str) for e in entries) else f"must be a list of manifest paths, got {entries!r}"
+
+
+def _crop(c: list) -> str | None:
+    ok = len(c) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % 32 == 0 for v in c)
+    return None if ok else f"expected [W, H], multiples of 32, got {c!r}"
+
+
+def _augment(doc: dict) -> str | None:
+    import dataclasses
+
+    from hydranet_ros.train.augment import Augment
+
+    known = [f.name for f in dataclasses.fields(Augment)]
+    if set(doc) - set(known):
+        return f"unknown key(s) {sorted(set(doc) - set(known))} (known: {', '.join(known)})"
+    try:
+        Augment.from_dict(doc)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def _weighting(doc: dict) -> str | None:
+    return None if doc.get("name") in WEIGHTINGS else f"needs a name, one of {', '.join(WEIGHTINGS)}; got {doc!r}"
+
+
+def _freeze(stages: list) -> str | None:
+    for stage in stages:
+        if not (isinstance(stage, dict) and isinstance(stage.get("parts"), list)
+                and all(p in FREEZABLE for p in stage["parts"]) and isinstance(stage.get("until"), int)):
+            return f"each stage is {{parts: [{'|'.join(FREEZABLE)}], until: STEP}}, got {stage!r}"
+    return None
+
+
+def _losses(doc: dict) -> str | None:
+    return None if all(isinstance(v, dict) for v in doc.values()) else "expected {task: {kind: ..., options}}"
+
+
+# The recipe's keys: the README's tables are generated from these (`hydranet train --schema`).
+RECIPE: tuple[Field, ...] = (
+    Field("model", str, "the model spec YAML (paths are relative to the recipe, else to the working directory)",
+          REQUIRED),
+    Field("init", str, "weights to start from (.safetensors), e.g. an earlier stage's checkpoint"),
+    Field("data", dict, "the manifests and the augmentation (table below)", REQUIRED),
+    Field("steps", int, "optimiser steps", 1000, min=1),
+    Field("batch_size", int, "images per step", 8, min=1),
+    Field("optimizer", dict, "AdamW with warm-up and cosine decay (table below)", {}),
+    Field("losses", dict, "per task: its loss kind and options, e.g. {depth: {kind: silog}}", {}, rule=_losses),
+    Field("weighting", dict, "task weighting: {name: fixed, uncertainty, dwa or gradnorm, ...its options}",
+          {"name": "uncertainty"}, rule=_weighting),
+    Field("pcgrad", bool, "project conflicting task gradients (PCGrad) on the shared layers", False),
+    Field("freeze", list, "staged freezing: [{parts: [backbone, decoder, heads], until: STEP}], each part frozen "
+          "until its step", [], rule=_freeze),
+    Field("amp", str, "mixed precision; auto: on with CUDA, off on the CPU", "auto", choices=("auto", "on", "off")),
+    Field("workers", int, "data-loading processes", 1, min=0),
+    Field("threads", int, "torch CPU threads; 0: torch's default", 0, min=0),
+    Field("eval_every", int, "validate every this many steps", 500, min=1),
+    Field("checkpoint_every", int, "save a resumable checkpoint every this many steps", 250, min=1),
+    Field("log_every", int, "log a row every this many steps", 10, min=1),
+    Field("seed", int, "random seed of weights, sampling and augmentation", 0, min=0),
+    Field("out", str, "run folder (checkpoints, logs, plots)", "runs/train"),
+    Field("export", bool, "write the node's model (ONNX) and its card at the end", True),
+    Field("export_path", str, "where to export; default: OUT/model.onnx"),
+    Field("export_weights", str, "which weights to export: best (by the validation score) or last", "best",
+          choices=("best", "last")),
+    Field("card", dict, "free-form notes (licences, held-out data) copied into the exported model's card", {}),
+)
+DATA: tuple[Field, ...] = (
+    Field("train", list, "training manifests and their share of each batch: [PATH or {manifest: PATH, weight: W}]",
+          REQUIRED, rule=_manifest_entries),
+    Field("val", list, "validation manifests (checkpoint selection)", [], rule=_paths),
+    Field("held_out", list, "evaluation manifests: the trainer refuses any training image among them", [],
+          rule=_paths),
+    Field("crop", list, "training crop [W, H], multiples of 32; default: the spec's full input size", rule=_crop),
+    Field("augment", dict, "scale, flip, colour, hue_deg, roll_deg, weather, focus (train/augment.py)", {},
+          rule=_augment),
+)
+OPTIMIZER: tuple[Field, ...] = (
+    Field("lr", float, "peak learning rate of the decoder and heads", 2e-3, min=0),
+    Field("backbone_lr", float, "peak learning rate of the backbone; default: lr / 4", min=0),
+    Field("weight_decay", float, "AdamW weight decay", 1e-4, min=0),
+    Field("warmup_steps", int, "linear warm-up steps before the cosine decay", 100, min=0),
+)
 
 
 class ConfigError(ValueError):
@@ -116,129 +207,44 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tr
 
 def parse_config(doc: dict[str, Any], path: Path) -> TrainConfig:
     base = path.parent
-    problems: list[str] = []
-    for key in sorted(set(doc) - _TOP):
-        problems.append(f"unknown key {key!r} (known: {', '.join(sorted(_TOP))})")
+    doc = dict(doc)
+    if isinstance(doc.get("weighting"), str):
+        doc["weighting"] = {"name": doc["weighting"]}
+    if isinstance(doc.get("amp"), bool):  # YAML reads a bare on / off as a boolean
+        doc["amp"] = "on" if doc["amp"] else "off"
+    if isinstance(doc.get("freeze"), dict):
+        doc["freeze"] = [doc["freeze"]]
+    top, problems = check(doc, RECIPE)
+    data, more = check(top["data"] if top["data"] is not None else {}, DATA, "data.")
+    problems += more if top["data"] is not None else []
+    opt, more = check(top["optimizer"], OPTIMIZER, "optimizer.")
+    problems += more
 
-    def number(d: dict, key: str, default: Any, kind: type, minimum: float, where: str = "") -> Any:
-        v = d.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
-            problems.append(f"{where}{key}: expected {'an integer' if kind is int else 'a number'}, got {v!r}")
-            return default
-        if v < minimum:
-            problems.append(f"{where}{key}: must be >= {minimum}, got {v}")
-        return kind(v)
-
-    if "model" not in doc:
-        problems.append("model: missing (the model spec YAML)")
-    model = _path(doc.get("model", ""), base)
-    if "model" in doc and not model.is_file():
+    model = _path(top["model"] or "", base)
+    if top["model"] is not None and not model.is_file():
         problems.append(f"model: spec {model} does not exist")
-
-    data = doc.get("data")
-    train: list[tuple[Path, float]] = []
-    val: list[Path] = []
-    held_out: list[Path] = []
-    crop = None
-    augment: dict[str, Any] = {}
-    if not isinstance(data, dict):
-        problems.append("data: missing (train manifests, optional val manifests, crop, augment)")
-    else:
-        for key in sorted(set(data) - _DATA):
-            problems.append(f"data.{key}: unknown (known: {', '.join(sorted(_DATA))})")
-        entries = data.get("train")
-        if not isinstance(entries, list) or not entries:
-            problems.append("data.train: needs a list of manifests ({manifest: PATH, weight: W} or PATH)")
-            entries = []
-        for e in entries:
-            m, w = (e.get("manifest"), e.get("weight", 1.0)) if isinstance(e, dict) else (e, 1.0)
-            if not isinstance(m, str) or isinstance(w, bool) or not isinstance(w, (int, float)) or w <= 0:
-                problems.append(f"data.train: bad entry {e!r} (manifest path and a weight > 0)")
-                continue
-            train.append((_path(m, base), float(w)))
-        for m in data.get("val") or []:
-            val.append(_path(m, base))
-        held_out = [_path(m, base) for m in data.get("held_out") or []]
-        for p in [t for t, _ in train] + val + held_out:
-            if not p.is_file():
-                problems.append(f"data: manifest {p} does not exist")
-        if data.get("crop") is not None:
-            c = data["crop"]
-            if not (isinstance(c, list) and len(c) == 2 and all(isinstance(v, int) and v > 0 and v % 32 == 0
-                                                               for v in c)):
-                problems.append(f"data.crop: expected [W, H], multiples of 32, got {c!r}")
-            else:
-                crop = (c[0], c[1])
-        augment = data.get("augment") or {}
-        keys = {"scale", "flip", "colour", "hue_deg", "roll_deg", "weather", "focus"}
-        if not isinstance(augment, dict) or set(augment) - keys:
-            problems.append(f"data.augment: expected keys {', '.join(sorted(keys))}; got {augment!r}")
-            augment = {}
-        else:
-            try:
-                from hydranet_ros.train.data import Augment
-
-                Augment.from_dict(augment)
-            except (TypeError, ValueError) as exc:
-                problems.append(f"data.augment: {exc}")
-                augment = {}
-
-    opt = doc.get("optimizer") or {}
-    if not isinstance(opt, dict):
-        problems.append("optimizer: expected a mapping")
-        opt = {}
-    for key in sorted(set(opt) - _OPT):
-        problems.append(f"optimizer.{key}: unknown (known: {', '.join(sorted(_OPT))})")
-
-    weighting = doc.get("weighting") or {"name": "uncertainty"}
-    if isinstance(weighting, str):
-        weighting = {"name": weighting}
-    if not isinstance(weighting, dict) or weighting.get("name") not in WEIGHTINGS:
-        problems.append(f"weighting.name: one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
-        weighting = {"name": "uncertainty"}
-
-    freeze = doc.get("freeze") or []
-    for stage in freeze if isinstance(freeze, list) else [freeze]:
-        ok = (isinstance(stage, dict) and isinstance(stage.get("parts"), list)
-              and all(p in FREEZABLE for p in stage["parts"]) and isinstance(stage.get("until"), int))
-        if not ok:
-            problems.append(f"freeze: each stage is {{parts: [{'|'.join(FREEZABLE)}], until: STEP}}, got {stage!r}")
-    losses = doc.get("losses") or {}
-    if not isinstance(losses, dict) or not all(isinstance(v, dict) for v in losses.values()):
-        problems.append("losses: expected {task: {kind: ..., options}}")
-        losses = {}
-    amp = str(doc.get("amp", "auto"))
-    if amp not in ("auto", "on", "off", "True", "False"):
-        problems.append(f"amp: auto, on or off, got {amp!r}")
-
-    cfg = TrainConfig(
-        path=path, model=model, train=train, val=val, held_out=held_out, crop=crop, augment=augment,
-        init=_path(doc["init"], base) if doc.get("init") else None,
-        steps=number(doc, "steps", 1000, int, 1),
-        batch_size=number(doc, "batch_size", 8, int, 1),
-        lr=number(opt, "lr", 2e-3, float, 0, "optimizer."),
-        backbone_lr=number(opt, "backbone_lr", opt.get("lr", 2e-3) / 4 if isinstance(opt.get("lr"), (int, float))
-                           else 5e-4, float, 0, "optimizer."),
-        weight_decay=number(opt, "weight_decay", 1e-4, float, 0, "optimizer."),
-        warmup_steps=number(opt, "warmup_steps", 100, int, 0, "optimizer."),
-        losses=losses, weighting=dict(weighting), pcgrad=bool(doc.get("pcgrad", False)),
-        freeze=freeze if isinstance(freeze, list) else [freeze],
-        amp={"True": "on", "False": "off"}.get(amp, amp),
-        workers=number(doc, "workers", 1, int, 0), threads=number(doc, "threads", 0, int, 0),
-        eval_every=number(doc, "eval_every", 500, int, 1),
-        checkpoint_every=number(doc, "checkpoint_every", 250, int, 1),
-        log_every=number(doc, "log_every", 10, int, 1), seed=number(doc, "seed", 0, int, 0),
-        out=Path(str(doc.get("out", "runs/train"))), export=bool(doc.get("export", True)), raw=doc,
-        export_path=Path(str(doc["export_path"])) if doc.get("export_path") else None,
-        export_weights=str(doc.get("export_weights", "best")),
-        card=doc.get("card") if isinstance(doc.get("card"), dict) else {},
-    )
-    if doc.get("card") is not None and not isinstance(doc.get("card"), dict):
-        problems.append("card: expected a mapping of notes for the model card")
-    if cfg.export_weights not in ("best", "last"):
-        problems.append(f"export_weights: best or last, got {cfg.export_weights!r}")
-    if cfg.init is not None and not cfg.init.is_file():
-        problems.append(f"init: weights {cfg.init} do not exist")
+    train = [(_path(m, base), float(w)) for m, w in
+             ((e.get("manifest"), e.get("weight", 1.0)) if isinstance(e, dict) else (e, 1.0)
+              for e in data["train"] or [])]
+    val = [_path(m, base) for m in data["val"]]
+    held_out = [_path(m, base) for m in data["held_out"]]
+    problems += [f"data: manifest {p} does not exist" for p in [t for t, _ in train] + val + held_out
+                 if not p.is_file()]
+    init = _path(top["init"], base) if top["init"] else None
+    if init is not None and not init.is_file():
+        problems.append(f"init: weights {init} do not exist")
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
-    return cfg
+    return TrainConfig(
+        path=path, model=model, train=train, val=val, held_out=held_out, init=init,
+        crop=tuple(data["crop"]) if data["crop"] else None, augment=data["augment"],
+        steps=top["steps"], batch_size=top["batch_size"],
+        lr=opt["lr"], backbone_lr=opt["backbone_lr"] if opt["backbone_lr"] is not None else opt["lr"] / 4,
+        weight_decay=opt["weight_decay"], warmup_steps=opt["warmup_steps"],
+        losses=top["losses"], weighting=dict(top["weighting"]), pcgrad=top["pcgrad"], freeze=top["freeze"],
+        amp=top["amp"], workers=top["workers"], threads=top["threads"], eval_every=top["eval_every"],
+        checkpoint_every=top["checkpoint_every"], log_every=top["log_every"], seed=top["seed"],
+        out=Path(top["out"]), export=top["export"],
+        export_path=Path(top["export_path"]) if top["export_path"] else None,
+        export_weights=top["export_weights"], card=top["card"], raw=doc,
+    )

@@ -1,257 +1,62 @@
-"""Manifest samples -> training batches, with augmentations that keep every label consistent with the pixels.
+"""Manifest samples -> typed training samples (`Item`) and batches (`Batch`).
 
-One geometric transform per sample (scale, crop or pad, optional horizontal flip) is applied to the image and to
-every label: segmentation and depth maps with nearest-neighbour resampling (sparse LiDAR stays sparse, class ids
-stay ids), boxes and ignore regions as coordinates, and the intrinsics (fx, fy scale; cx, cy shift and mirror).
-Depth labels are then converted to the depth head's canonical camera (`depth * canonical_fx / fx`), as the head
-predicts (see `hydranet_ros.model.heads.DepthHead`).
+One geometric transform per sample (augment.py: scale, crop or pad, optional horizontal flip) is applied to the
+image and to every label: segmentation and depth maps with nearest-neighbour resampling (sparse LiDAR stays sparse,
+class ids stay ids), boxes and ignore regions as coordinates, and the intrinsics (fx, fy scale; cx, cy shift and
+mirror). Each head's kind reads its label (kinds.py): depth labels are converted to the depth head's canonical
+camera (`depth * canonical_fx / fx`), as the head predicts (see `hydranet_ros.model.heads.DepthHead`).
 
-The base scale is the runtime's letterbox scale into the network input, so a training crop has the same pixels per
-object as the node will feed the network; the random scale jitters around it. Without augmentation (validation)
-a sample is exactly the letterboxed network input.
+Without augmentation (validation) a sample is exactly the letterboxed network input.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import Dataset
 
-from hydranet_ros.core.geometry import PAD_RGB, Letterbox, metric_to_canonical
-from hydranet_ros.core.tasks import DepthOptions
-from hydranet_ros.model.spec import HeadSpec, ModelSpec
-from hydranet_ros.train.manifest import (
-    IGNORE_INDEX,
-    ManifestError,
-    Sample,
-    read_boxes,
-    read_depth,
-    read_segmentation,
-)
-from hydranet_ros.train.photometric import Weather, render
-
-MIN_BOX_PX = 2.0  # boxes narrower or lower than this after the transform are dropped (CenterNet skips < 1 cell)
-MIN_VISIBLE = 0.4  # a box cut by the crop to less than this fraction of its area becomes a don't-care region
+from hydranet_ros.core.geometry import PAD_RGB, Letterbox
+from hydranet_ros.model.spec import ModelSpec
+from hydranet_ros.train.augment import Augment, Geometry, colour_jitter, plan_geometry
+from hydranet_ros.train.kinds import TRAINING, Label, TaskBatch
+from hydranet_ros.train.manifest import ManifestError, Sample
+from hydranet_ros.train.photometric import render
 
 
-@dataclass(frozen=True)
-class Focus:
-    """Crops that keep a box of one of `classes` in view, with probability `p` per sample."""
+@dataclass
+class Item:
+    """One training sample: the network input, every task's label (None where the image has none), the sample's
+    index and the `Geometry` that took the source image to this one."""
 
-    classes: tuple[str, ...]
-    p: float = 0.5
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "classes", tuple(self.classes))
-        if not self.classes or not all(isinstance(c, str) and c for c in self.classes):
-            raise ValueError(f"augment focus classes must be a non-empty list of class names, got {self.classes}")
-        if not 0 < self.p <= 1:
-            raise ValueError(f"augment focus p must be in (0, 1], got {self.p}")
+    image: Tensor  # uint8 [H, W, 3] RGB (the model normalises it)
+    labels: dict[str, Label | None]  # every task of the model
+    index: int
+    geometry: Geometry
 
 
-@dataclass(frozen=True)
-class Augment:
-    """Random augmentations for training. scale: multiplier range around the letterbox scale (log-uniform);
-    roll_deg: the camera rolled about its optical axis by up to this many degrees; weather: probabilities of the
-    photometric conditions of `photometric.Weather` (night, fog, glare, rain, blur, noise); focus: rare classes that
-    a random crop would often cut away ({classes: [...], p: P}): with probability P the crop is placed so that one
-    box of those classes, drawn at random, lies inside it (frames without such a box crop at random)."""
+@dataclass
+class Batch:
+    """Items stacked: images [B, H, W, 3], and per task a `TaskBatch` (which images are labelled, their targets)."""
 
-    scale: tuple[float, float] = (0.75, 1.33)
-    flip: bool = True
-    colour: float = 0.3  # strength of brightness / contrast / saturation jitter (0 = off)
-    hue_deg: float = 5.0
-    roll_deg: float = 0.0
-    weather: Weather = Weather()
-    focus: Focus | None = None
+    image: Tensor
+    tasks: dict[str, TaskBatch]
+    index: Tensor
+    geometry: list[Geometry]
 
-    def __post_init__(self) -> None:
-        lo, hi = self.scale
-        if not 0 < lo <= hi:
-            raise ValueError(f"augment scale must be 0 < min <= max, got {self.scale}")
-        if not 0 <= self.colour < 1:
-            raise ValueError(f"augment colour must be in [0, 1), got {self.colour}")
-        if not 0 <= self.roll_deg <= 15:
-            raise ValueError(f"augment roll_deg must be in [0, 15], got {self.roll_deg}")
-        if isinstance(self.weather, dict):
-            object.__setattr__(self, "weather", Weather(**self.weather))
-        if isinstance(self.focus, dict):
-            object.__setattr__(self, "focus", Focus(**self.focus))
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> Augment:
-        """From a recipe's `data.augment` (YAML lists become tuples); TypeError / ValueError say what is wrong."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()})
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """Source pixels -> output pixels: x' = scale * x + (dx, dy), rolled by `roll` radians about the output's centre,
-    then mirrored in an output `width` wide if flip.
-
-    A roll about any point is a camera rolled about its optical axis (square pixels): depth along the axis is
-    unchanged, fx and fy scale, and the principal point moves with the pixels (`intrinsics`)."""
-
-    scale: float
-    dx: float
-    dy: float
-    width: int
-    height: int
-    flip: bool
-    roll: float = 0.0
-
-    def affine(self) -> np.ndarray:
-        """The 2x3 matrix of the mapping before the mirror."""
-        c, s = math.cos(self.roll), math.sin(self.roll)
-        rot = np.array([[c, -s], [s, c]])
-        centre = np.array([self.width / 2, self.height / 2])
-        t = rot @ (np.array([self.dx, self.dy]) - centre) + centre
-        return np.concatenate([self.scale * rot, t[:, None]], axis=1)
-
-    def points(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        m = self.affine()
-        x2 = m[0, 0] * x + m[0, 1] * y + m[0, 2]
-        y2 = m[1, 0] * x + m[1, 1] * y + m[1, 2]
-        return (self.width - x2 if self.flip else x2), y2
-
-    def points_x(self, x: np.ndarray) -> np.ndarray:
-        """x' of points; only without a roll, where x' does not depend on y (else use `points`)."""
-        if self.roll:
-            raise ValueError("points_x of a rolled geometry: use points(x, y)")
-        return self.points(x, np.zeros_like(x))[0]
-
-    def points_y(self, y: np.ndarray) -> np.ndarray:
-        if self.roll:
-            raise ValueError("points_y of a rolled geometry: use points(x, y)")
-        return self.points(np.zeros_like(y), y)[1]
-
-    def intrinsics(self, k: Sequence[float]) -> tuple[float, float, float, float]:
-        fx, fy, cx, cy = k
-        m = self.affine()
-        cx2 = m[0, 0] * cx + m[0, 1] * cy + m[0, 2]
-        cy2 = m[1, 0] * cx + m[1, 1] * cy + m[1, 2]
-        # Pixel centres: index i covers [i, i+1), so continuous x mirrors to W - x and the centre index i to W-1-i.
-        if self.flip:
-            cx2 = self.width - 1 - cx2
-        return fx * self.scale, fy * self.scale, float(cx2), float(cy2)
-
-    def warp(self, img: np.ndarray, nearest: bool, fill: float | tuple[int, ...]) -> np.ndarray:
-        """Resample `img` into the output frame; outside the source takes `fill`."""
-        m = self.affine()
-        # Nearest for class ids and sparse depth (no blending); area when shrinking an image, else bilinear.
-        interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
-        if interp == cv2.INTER_AREA:
-            # warpAffine has no area mode: shrink with resize first, then place (same mapping up to rounding).
-            size = (max(1, round(img.shape[1] * self.scale)), max(1, round(img.shape[0] * self.scale)))
-            small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-            sx = small.shape[1] / img.shape[1]
-            sy = small.shape[0] / img.shape[0]
-            m = np.concatenate([m[:, :2] @ np.diag([1 / sx, 1 / sy]), m[:, 2:]], axis=1)
-            img, interp = small, cv2.INTER_LINEAR
-        out = cv2.warpAffine(img, m, (self.width, self.height), flags=interp, borderMode=cv2.BORDER_CONSTANT,
-                             borderValue=fill)
-        return out[:, ::-1].copy() if self.flip else out
-
-
-def plan_geometry(src_w: int, src_h: int, net_w: int, net_h: int, out_w: int, out_h: int,
-                  augment: Augment | None, rng: random.Random,
-                  focus: tuple[float, float, float, float] | None = None) -> Geometry:
-    """The letterbox scale into net_w x net_h (jittered when augmenting), then a crop/pad window out_w x out_h.
-
-    focus: a box (source pixels) that a crop keeps inside the window where it fits (else the crop centres on it)."""
-    base = min(net_w / src_w, net_h / src_h)
-    if augment is None:
-        scale = base
-    else:
-        lo, hi = augment.scale
-        scale = base * math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    new_w, new_h = src_w * scale, src_h * scale
-
-    def offset(content: float, window: int, keep: tuple[float, float] | None) -> float:
-        if augment is None:
-            return (window - content) / 2  # centred, like the runtime's letterbox
-        if content >= window:
-            lo, hi = 0.0, content - window
-            if keep is not None:  # the window [u, u + window] must hold [a, b]
-                a, b = keep[0] * scale, keep[1] * scale
-                if max(lo, b - window) <= min(hi, a):
-                    lo, hi = max(lo, b - window), min(hi, a)
-                else:
-                    lo = hi = min(max((a + b - window) / 2, lo), hi)
-            return -rng.uniform(lo, hi)  # random crop
-        return rng.uniform(0, window - content)  # random placement inside the padding
-
-    if augment is None:
-        # The runtime's letterbox (core.geometry.Letterbox.fit): integer content size and padding.
-        new_w, new_h = min(max(round(src_w * scale), 1), out_w), min(max(round(src_h * scale), 1), out_h)
-        return Geometry(scale, (out_w - new_w) // 2, (out_h - new_h) // 2, out_w, out_h, False)
-    flip = augment.flip and rng.random() < 0.5
-    roll = math.radians(rng.uniform(-augment.roll_deg, augment.roll_deg)) if augment.roll_deg else 0.0
-    keep_x = None if focus is None else (focus[0], focus[2])
-    keep_y = None if focus is None else (focus[1], focus[3])
-    return Geometry(scale, offset(new_w, out_w, keep_x), offset(new_h, out_h, keep_y), out_w, out_h, flip, roll)
-
-
-def colour_jitter(rgb: np.ndarray, augment: Augment, rng: random.Random) -> np.ndarray:
-    """Brightness, contrast and saturation jitter plus a small hue shift; labels are unaffected."""
-    s = augment.colour
-    if s <= 0 and augment.hue_deg <= 0:
-        return rgb
-    img = rgb.astype(np.float32)
-    img *= rng.uniform(1 - s, 1 + s)  # brightness
-    mean = img.mean()
-    img = (img - mean) * rng.uniform(1 - s, 1 + s) + mean  # contrast
-    grey = img.mean(axis=2, keepdims=True)
-    img = (img - grey) * rng.uniform(1 - s, 1 + s) + grey  # saturation
-    img = np.clip(img, 0, 255).astype(np.uint8)
-    if augment.hue_deg > 0:
-        hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
-        shift = round(rng.uniform(-augment.hue_deg, augment.hue_deg) / 2)  # OpenCV hue is degrees / 2, mod 180
-        hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 180).astype(np.uint8)
-        img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    return img
-
-
-def transform_boxes(boxes: np.ndarray, ignore: np.ndarray, geo: Geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes [N, 5] and ignore regions [M, 4] into the output frame; boxes cut too much by the crop become ignore."""
-
-    def move(b: np.ndarray) -> np.ndarray:
-        # All four corners: under a roll the moved box is the one enclosing the rotated rectangle.
-        xs, ys = geo.points(b[:, [0, 2, 2, 0]], b[:, [1, 1, 3, 3]])
-        return np.stack([xs.min(1), ys.min(1), xs.max(1), ys.max(1)], axis=1)
-
-    moved = move(boxes[:, :4]) if len(boxes) else np.zeros((0, 4), np.float32)
-    clipped = moved.copy()
-    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, geo.width)
-    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, geo.height)
-    area = (moved[:, 2] - moved[:, 0]) * (moved[:, 3] - moved[:, 1])
-    visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
-    big = ((clipped[:, 2] - clipped[:, 0]) >= MIN_BOX_PX) & ((clipped[:, 3] - clipped[:, 1]) >= MIN_BOX_PX)
-    keep = big & (visible >= MIN_VISIBLE * np.maximum(area, 1e-6))
-    partly = (visible > 0) & ~keep
-    out_boxes = np.concatenate([clipped[keep], boxes[keep, 4:5]], axis=1).astype(np.float32)
-    ign = move(ignore) if len(ignore) else np.zeros((0, 4), np.float32)
-    ign = np.concatenate([ign, clipped[partly]], axis=0).astype(np.float32)
-    return out_boxes.reshape(-1, 5), ign.reshape(-1, 4)
+    def pin_memory(self) -> Batch:  # the DataLoader's pin_memory calls this for custom batch types
+        return replace(self, image=self.image.pin_memory())
 
 
 class MultiTaskDataset(Dataset):
-    """Manifest samples for a model spec. Item: a dict with
-        image   uint8 [H, W, 3] RGB tensor (the network input; the model normalises it)
-        present {task: bool}                      which tasks this image is labelled for
-        targets {task: tensor}                    segmentation: uint8 ids [H, W] (255 = ignore);
-                                                  depth: float32 canonical metres [H, W] (0 = invalid)
-        boxes   {task: float32 [N, 5]}, ignore {task: float32 [M, 4]}   detection, in output pixels
-        index   the sample's index
-        geometry the `Geometry` that took the source image to this one (for checks and debugging)
-    H x W is `crop` when augmenting with one, else the spec's input size.
+    """Manifest samples for a model spec, as `Item`s: the image H x W is `crop` when augmenting with one, else the
+    spec's input size; labels per task (kinds.Label): segmentation uint8 ids (255 = ignore), depth float32 canonical
+    metres (0 = invalid), detection boxes [N, 5] and don't-care regions [M, 4] in output pixels.
 
     Each draw of an image gets fresh random augmentations from torch's generator (which the DataLoader seeds per
     worker from the main process's seed), so a sample drawn many times is seen under many transforms, and a run
@@ -278,13 +83,13 @@ class MultiTaskDataset(Dataset):
                 if head is None:
                     unknown[task] = unknown.get(task, 0) + 1
                     continue
-                if head.type == "depth" and s.intrinsics is None:
-                    raise ManifestError(f"sample {i} ({s.image}) has a depth label but no intrinsics: depth in metres "
-                                        "needs the focal length it was measured with")
-                kind = "boxes" if head.type == "detection" else "file"
-                if kind not in label:
+                kind = TRAINING[head.type]
+                if kind.needs_intrinsics and s.intrinsics is None:
+                    raise ManifestError(f"sample {i} ({s.image}) has a {head.type} label but no intrinsics: its "
+                                        "metres need the focal length it was measured with")
+                if kind.label_format not in label:
                     raise ManifestError(f"sample {i} ({s.image}): task {task!r} is a {head.type} head and needs "
-                                        f"a '{kind}' label")
+                                        f"a '{kind.label_format}' label")
         self.unknown_tasks = unknown  # labels for tasks this model has not: ignored, reported by the trainer
 
     def __len__(self) -> int:
@@ -293,7 +98,7 @@ class MultiTaskDataset(Dataset):
     def label_counts(self) -> dict[str, int]:
         return {t: sum(t in s.labels for s in self.samples) for t in self.heads}
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> Item:
         s = self.samples[index]
         rng = random.Random(int(torch.randint(0, 2**62, ()).item()) ^ self.seed if self.augment else 0)
         bgr = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
@@ -312,82 +117,31 @@ class MultiTaskDataset(Dataset):
             conditions = self.augment.weather.draw(rng)
             if conditions:  # the padding mask costs a warp: only for the crops that get weather
                 rgb = render(rgb, conditions, rng, valid=geo.warp(np.ones((src_h, src_w), np.uint8), True, 0))
-        item: dict[str, Any] = {"image": torch.from_numpy(np.ascontiguousarray(rgb)), "present": {},
-                                "targets": {}, "boxes": {}, "ignore": {}, "index": index, "geometry": geo}
-        for name, head in self.heads.items():
-            label = s.labels.get(name)
-            item["present"][name] = label is not None
-            if label is not None:
-                self._load_label(item, name, head, label, s, geo, (src_w, src_h))
-        return item
+        labels = {name: None if name not in s.labels else
+                  TRAINING[head.type].load(head, s.labels[name], s, geo, (src_w, src_h))
+                  for name, head in self.heads.items()}
+        return Item(torch.from_numpy(np.ascontiguousarray(rgb)), labels, index, geo)
 
     def _focus_box(self, s: Sample, rng: random.Random) -> tuple[float, float, float, float] | None:
         """A box of the augment's focus classes in `s`, drawn at random, with the focus probability; else None."""
         focus = self.augment.focus if self.augment is not None else None
         if focus is None or rng.random() >= focus.p:
             return None
-        boxes = [b for name, head in self.heads.items() if head.type == "detection" and name in s.labels
+        boxes = [b for name, head in self.heads.items()
+                 if name in s.labels and TRAINING[head.type].label_format == "boxes"
                  for b in s.labels[name]["boxes"] if b[4] in focus.classes]
         if not boxes:
             return None
         x1, y1, x2, y2 = (float(v) for v in rng.choice(boxes)[:4])
         return x1, y1, x2, y2
 
-    def _load_label(self, item: dict[str, Any], name: str, head: HeadSpec, label: dict[str, Any], s: Sample,
-                    geo: Geometry, src_size: tuple[int, int]) -> None:
-        if head.type == "detection":
-            boxes, ignore = read_boxes(label, head.classes)
-            boxes, ignore = transform_boxes(boxes, ignore, geo)
-            item["boxes"][name], item["ignore"][name] = torch.from_numpy(boxes), torch.from_numpy(ignore)
-            return
-        if head.type == "segmentation":
-            ids = read_segmentation(label)
-            _check_size(ids, src_size, label)
-            if int(ids[ids != IGNORE_INDEX].max(initial=0)) >= len(head.classes):
-                raise ManifestError(f"{label['file']}: class id >= {len(head.classes)} for task {name!r} "
-                                    f"({list(head.classes)}); add a 'map' to the label")
-            item["targets"][name] = torch.from_numpy(geo.warp(ids, nearest=True, fill=IGNORE_INDEX))
-            return
-        if head.type == "depth":
-            opts = DepthOptions.resolve(head.options)
-            depth = read_depth(label)
-            _check_size(depth, src_size, label)
-            if label.get("zero") == "far":
-                # e.g. the simulator's sky: no surface in range, so the target is the head's cap, not "unknown".
-                depth[depth == 0] = opts.max_depth * 2
-            depth = geo.warp(depth, nearest=True, fill=0.0)
-            fx = geo.intrinsics(s.intrinsics)[0]
-            item["targets"][name] = torch.from_numpy(metric_to_canonical(depth, fx, opts.canonical_fx, opts.max_depth))
-            return
-        raise ManifestError(f"no label loader for head type {head.type!r}")
 
-
-def _check_size(label_img: np.ndarray, src_size: tuple[int, int], label: dict[str, Any]) -> None:
-    if (label_img.shape[1], label_img.shape[0]) != src_size:
-        raise ManifestError(f"{label['file']} is {label_img.shape[1]}x{label_img.shape[0]}, its image is "
-                            f"{src_size[0]}x{src_size[1]}: labels must be at the image's resolution")
-
-
-def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack a list of items; unlabelled images get ignore-filled targets (their loss is masked by `present`)."""
-    images = torch.stack([it["image"] for it in items])
-    h, w = images.shape[1:3]
-    tasks = list(items[0]["present"])
-    batch: dict[str, Any] = {"image": images, "index": torch.tensor([it["index"] for it in items]),
-                             "geometry": [it["geometry"] for it in items],
-                             "present": {}, "targets": {}, "boxes": {}, "ignore": {}}
-    for t in tasks:
-        batch["present"][t] = torch.tensor([it["present"][t] for it in items], dtype=torch.bool)
-        dense = [it["targets"].get(t) for it in items]
-        if any(d is not None for d in dense):
-            ref = next(d for d in dense if d is not None)
-            fill = IGNORE_INDEX if ref.dtype == torch.uint8 else 0
-            batch["targets"][t] = torch.stack([d if d is not None else torch.full((h, w), fill, dtype=ref.dtype)
-                                               for d in dense])
-        if any(t in it["boxes"] for it in items):
-            batch["boxes"][t] = [it["boxes"].get(t, torch.zeros(0, 5)) for it in items]
-            batch["ignore"][t] = [it["ignore"].get(t, torch.zeros(0, 4)) for it in items]
-    return batch
+def collate(items: list[Item]) -> Batch:
+    """Stack items; unlabelled images get filler targets (every loss and metric skips them through `present`)."""
+    images = torch.stack([it.image for it in items])
+    hw = (int(images.shape[1]), int(images.shape[2]))
+    tasks = {t: TaskBatch.collate([it.labels[t] for it in items], hw) for t in items[0].labels}
+    return Batch(images, tasks, torch.tensor([it.index for it in items]), [it.geometry for it in items])
 
 
 def source_weights(groups: Sequence[tuple[Sequence[Sample], float]]) -> list[float]:

@@ -6,13 +6,14 @@ anything, so unlabelled images contribute neither loss nor gradient (not even Na
 the batch a loss returns `raw.sum() * 0.0`: a zero still attached to the graph, so the trainer can always sum and
 backpropagate the total.
 
-`LOSSES` maps a head type to its loss; detection also needs `centernet_targets` to turn boxes into dense targets.
+Each head kind's loss is called through its training kind (kinds.py); detection also needs `centernet_targets` to
+turn boxes into dense targets.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -263,18 +264,3 @@ def detection_loss(
         + wh_weight * _masked_l1(log_wh, t["log_wh"], t["mask"])
         + offset_weight * _masked_l1(offset, t["offset"], t["mask"])
     )
-
-
-# Keyed by head type (`Head.type`). Signatures differ: detection takes `centernet_targets`' dict as its target.
-LOSSES: dict[str, Callable[..., Tensor]] = {
-    "segmentation": segmentation_loss,
-    "depth": depth_loss,
-    "detection": detection_loss,
-}
-
-
-def get_loss(head_type: str) -> Callable[..., Tensor]:
-    """The loss for a head type; unknown -> ValueError listing the valid ones."""
-    if head_type not in LOSSES:
-        raise ValueError(f"no loss for head type {head_type!r}; valid types: {', '.join(sorted(LOSSES))}")
-    return LOSSES[head_type]

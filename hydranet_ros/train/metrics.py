@@ -2,7 +2,7 @@
 
 Each accumulator takes one image per `update(...)` and keeps only sufficient statistics (a confusion matrix, sums,
 scored TP/FP flags), so `hydranet eval` can stream a dataset of any size; `result()` turns them into a plain dict
-that `markdown_table` renders. numpy only.
+that `kinds.markdown_table` renders. numpy only.
 """
 
 from __future__ import annotations
@@ -233,46 +233,15 @@ class DetectionMetric:
         return {"classes": per_class, "map": float(np.mean(aps)) if aps else None, "iou_threshold": self.iou_threshold}
 
 
-def _num(v: float | None) -> str:
+def num(v: float | None) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
-def _pct(v: float | None) -> str:
+def pct(v: float | None) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def markdown_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """Render {"segmentation"|"depth"|"detection": {task: result}} as Markdown, one table per kind present.
-
-    Ratios (IoU, pixel accuracy, AP, recall, δ) are shown in percent with one decimal, errors with three decimals,
-    undefined values as "–".
-    """
-    out: list[str] = []
-    if results.get("segmentation"):
-        rows = []
-        for task, r in results["segmentation"].items():
-            rows += [[task, c, _pct(v)] for c, v in r["iou"].items()]
-            rows.append([task, "**mIoU**", _pct(r["miou"])])
-            rows.append([task, "**pixel accuracy**", _pct(r["pixel_accuracy"])])
-        out.append("### Segmentation\n\n" + _table(["task", "class", "IoU (%)"], rows))
-    if results.get("depth"):
-        header = ["task", "AbsRel", "SqRel", "RMSE", "RMSE log", "δ<1.25 (%)", "δ<1.25² (%)", "δ<1.25³ (%)", "pixels"]
-        rows = [
-            [task, *(_num(r[k]) for k in ("abs_rel", "sq_rel", "rmse", "rmse_log"))]
-            + [*(_pct(r[f"delta{k}"]) for k in (1, 2, 3)), str(r["pixels"])]
-            for task, r in results["depth"].items()
-        ]
-        out.append("### Depth\n\n" + _table(header, rows))
-    if results.get("detection"):
-        rows = []
-        for task, r in results["detection"].items():
-            rows += [[task, c, _pct(v["ap"]), _pct(v["recall"]), str(v["num_gt"])] for c, v in r["classes"].items()]
-            rows.append([task, f"**mAP@{r.get('iou_threshold', 0.5):g}**", _pct(r["map"]), "", ""])
-        out.append("### Detection\n\n" + _table(["task", "class", "AP (%)", "recall (%)", "GT"], rows))
-    return "\n\n".join(out) + "\n" if out else ""

@@ -33,28 +33,19 @@ from torch.utils.data import DataLoader, WeightedRandomSampler
 from tqdm import tqdm
 
 from hydranet_ros.core.contract import write_card
-from hydranet_ros.core.tasks import DetectionOptions
 from hydranet_ros.model.export import load_weights
 from hydranet_ros.model.hydra import FusedHydraNet, HydraNet
 from hydranet_ros.model.spec import ModelSpec, load_spec
+from hydranet_ros.train.augment import Augment
 from hydranet_ros.train.balancing import GradNormWeighting, TaskWeighting, build_weighting, pcgrad
 from hydranet_ros.train.config import ConfigError, TrainConfig
-from hydranet_ros.train.data import Augment, MultiTaskDataset, collate, source_weights
-from hydranet_ros.train.evaluate import evaluate, flat_metrics, torch_predictor
-from hydranet_ros.train.losses import (
-    DEPTH_KINDS,
-    SEGMENTATION_KINDS,
-    centernet_targets,
-    depth_loss,
-    detection_loss,
-    segmentation_loss,
-)
+from hydranet_ros.train.data import Batch, MultiTaskDataset, collate, source_weights
+from hydranet_ros.train.evaluate import evaluate, torch_predictor
+from hydranet_ros.train.kinds import TRAINING, flat_metrics
 from hydranet_ros.train.manifest import HELD_OUT_KEY, Sample, read_manifest
 from hydranet_ros.train.plots import panel, save_figure, smooth
 
 HIGHER_IS_BETTER = ("miou", "delta1", "map50", "recall")
-LOSS_OPTIONS = {"segmentation": {"kind", "gamma"}, "depth": {"kind"},
-                "detection": {"wh_weight", "offset_weight", "class_weights"}}
 
 
 def _is_main() -> bool:
@@ -108,46 +99,17 @@ class TaskLosses:
             raise ConfigError(f"losses: no task {unknown} in the model (tasks: {[h.name for h in spec.heads]})")
         self.options: dict[str, dict[str, Any]] = {}
         for h in spec.heads:
-            opts = dict(options.get(h.name, {}))
-            bad = sorted(set(opts) - LOSS_OPTIONS[h.type])
-            if bad:
-                raise ConfigError(f"losses.{h.name}: unknown option(s) {bad} for a {h.type} head "
-                                  f"(valid: {sorted(LOSS_OPTIONS[h.type])})")
-            if "class_weights" in opts:
-                cw = opts["class_weights"]
-                bad_cls = sorted(set(cw) - set(h.classes)) if isinstance(cw, dict) else None
-                if bad_cls is None or bad_cls or not all(isinstance(v, (int, float)) and v > 0 for v in cw.values()):
-                    raise ConfigError(f"losses.{h.name}.class_weights: {{class: weight > 0}} for classes "
-                                      f"{list(h.classes)}, got {cw!r}")
-                opts["class_weights"] = [float(cw.get(c, 1.0)) for c in h.classes]
-            kinds = {"segmentation": SEGMENTATION_KINDS, "depth": DEPTH_KINDS}.get(h.type)
-            if kinds and opts.get("kind", kinds[0]) not in kinds:
-                raise ConfigError(f"losses.{h.name}.kind: one of {', '.join(kinds)}, got {opts['kind']!r}")
-            self.options[h.name] = opts
+            kind = TRAINING[h.type]
+            try:
+                self.options[h.name] = kind.check_loss_options(h, dict(options.get(h.name, {})))
+            except ValueError as exc:  # "option: why" names the key losses.<head>.<option>
+                key = str(exc).split(":", 1)[0]
+                raise ConfigError(f"losses.{h.name}{'.' if key in kind.loss_options else ': '}{exc}") from None
 
-    def __call__(self, raw: dict[str, Tensor], batch: dict[str, Any], device: torch.device) -> dict[str, Tensor]:
-        out: dict[str, Tensor] = {}
-        hw = tuple(batch["image"].shape[1:3])
-        for h in self.spec.heads:
-            present = batch["present"][h.name].to(device)
-            opts = self.options[h.name]
-            if h.type == "segmentation":
-                target = batch["targets"].get(h.name)
-                target = target.to(device).long() if target is not None else torch.full(
-                    (len(present), *hw), 255, dtype=torch.long, device=device)
-                out[h.name] = segmentation_loss(raw[h.name], target, present, **opts)
-            elif h.type == "depth":
-                target = batch["targets"].get(h.name)
-                target = target.to(device) if target is not None else torch.zeros(len(present), *hw, device=device)
-                out[h.name] = depth_loss(raw[h.name], target, present, **opts)
-            elif h.type == "detection":
-                stride = DetectionOptions.resolve(h.options).stride
-                size = tuple(raw[h.name].shape[-2:])
-                boxes = batch["boxes"].get(h.name) or [torch.zeros(0, 5)] * len(present)
-                ignore = batch["ignore"].get(h.name) or [torch.zeros(0, 4)] * len(present)
-                targets = centernet_targets(boxes, len(h.classes), size, stride, device=device, ignore=ignore)
-                out[h.name] = detection_loss(raw[h.name], targets, present, **opts)
-        return out
+    def __call__(self, raw: dict[str, Tensor], batch: Batch, device: torch.device) -> dict[str, Tensor]:
+        hw = (int(batch.image.shape[1]), int(batch.image.shape[2]))
+        return {h.name: TRAINING[h.type].loss(h, raw[h.name], batch.tasks[h.name], self.options[h.name], hw, device)
+                for h in self.spec.heads}
 
 
 def _parts(net: HydraNet) -> dict[str, nn.Module]:
@@ -353,14 +315,14 @@ class Trainer:
                                 persistent_workers=False, pin_memory=self.device.type == "cuda")
             yield from loader
 
-    def train_step(self, batch: dict[str, Any]) -> tuple[dict[str, float], dict[str, float], float]:
+    def train_step(self, batch: Batch) -> tuple[dict[str, float], dict[str, float], float]:
         cfg = self.cfg
         frozen = cfg.frozen_parts(self.step)
         self.model.train()
         apply_freeze(self.net, frozen)
         for group in self.opt.param_groups:
             group["lr"] = group["base_lr"] * lr_factor(self.step, cfg.steps, cfg.warmup_steps)
-        images = batch["image"].to(self.device, non_blocking=True)
+        images = batch.image.to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             raw = self.model(self.net.normalise(images))
         losses = self.losses({k: v.float() for k, v in raw.items()}, batch, self.device)
@@ -416,7 +378,7 @@ class Trainer:
             losses, weights, total = self.train_step(batch)
             self.step += 1
             for t, v in losses.items():
-                if bool(batch["present"][t].any()):  # the mean over batches that had this task
+                if bool(batch.tasks[t].present.any()):  # the mean over batches that had this task
                     sums[t] += v
                     counts[t] += 1
                     epoch_sums[t].append(v)
