@@ -149,37 +149,40 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
+    """A checked recipe. The defaults live in RECIPE, DATA and OPTIMIZER (parse_config fills every field), so
+    that the README's tables, the checks and the values cannot disagree."""
+
     path: Path
     model: Path
     train: list[tuple[Path, float]]
-    val: list[Path] = field(default_factory=list)
-    held_out: list[Path] = field(default_factory=list)
-    init: Path | None = None
-    crop: tuple[int, int] | None = None
-    augment: dict[str, Any] = field(default_factory=dict)
-    steps: int = 1000
-    batch_size: int = 8
-    lr: float = 2e-3
-    backbone_lr: float = 5e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 100
-    losses: dict[str, dict[str, Any]] = field(default_factory=dict)
-    weighting: dict[str, Any] = field(default_factory=lambda: {"name": "uncertainty"})
-    pcgrad: bool = False
-    freeze: list[dict[str, Any]] = field(default_factory=list)
-    amp: str = "auto"
-    workers: int = 1
-    threads: int = 0
-    eval_every: int = 500
-    checkpoint_every: int = 250
-    log_every: int = 10
-    seed: int = 0
-    out: Path = Path("runs/train")
-    export: bool = True
-    export_path: Path | None = None
-    export_weights: str = "best"
-    card: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
+    val: list[Path]
+    held_out: list[Path]
+    init: Path | None
+    crop: tuple[int, int] | None
+    augment: dict[str, Any]
+    steps: int
+    batch_size: int
+    lr: float
+    backbone_lr: float
+    weight_decay: float
+    warmup_steps: int
+    losses: dict[str, dict[str, Any]]
+    weighting: dict[str, Any]
+    pcgrad: bool
+    freeze: list[dict[str, Any]]
+    amp: str
+    workers: int
+    threads: int
+    eval_every: int
+    checkpoint_every: int
+    log_every: int
+    seed: int
+    out: Path
+    export: bool
+    export_path: Path | None
+    export_weights: str
+    card: dict[str, Any]
+    raw: dict[str, Any] = field(default_factory=dict)  # the recipe as written (recorded in the run and the card)
 
     def frozen_parts(self, step: int) -> set[str]:
         return {p for stage in self.freeze if step < stage["until"] for p in stage["parts"]}
