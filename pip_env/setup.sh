@@ -8,7 +8,7 @@
 #     site-packages, so rclpy, the messages and vision_msgs come from /opt/ros; only the non-ROS Python
 #     dependencies go into the venv.
 #   * No ROS 2 on the machine: ROS 2 Jazzy's core comes from PyPI wheels, and our own vision_msgs
-#     definitions (pip_env/vision_msgs) are built into the venv, which becomes the ROS prefix.
+#     and tf2_msgs definitions (pip_env/vision_msgs, pip_env/tf2_msgs) are built into the venv, which becomes the ROS prefix.
 # Where an NVIDIA GPU is visible (nvidia-smi), onnxruntime-gpu replaces onnxruntime and torch is the
 # registry's CUDA build; otherwise the CPU builds. Override with HYDRANET_DEVICE=cpu|cuda.
 #
@@ -22,7 +22,9 @@ venv=${1:-$root/.venv}
 python=${PYTHON:-python3}
 torch_version=2.13.0
 
-msgs_hash() { find "$here/vision_msgs" -type f | LC_ALL=C sort | xargs cat | sha256sum; }
+# Interface packages the ROS wheels lack, built from our own definitions (pip_env/<package>/).
+interface_packages="vision_msgs tf2_msgs"
+msgs_hash() { find "$here/${1:-vision_msgs}" -type f | LC_ALL=C sort | xargs cat | sha256sum; }
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
@@ -55,7 +57,7 @@ inputs_hash=$(
   {
     echo "$ros_mode $device $torch_version $("$python" -c 'import sys; print(sys.version)')"
     cat "$here/setup.sh" "$here"/requirements*.txt
-    msgs_hash
+    for pkg in $interface_packages; do msgs_hash "$pkg"; done
     cat "$root/setup.py" "$root/setup.cfg" "$root/package.xml"
   } | sha256sum | cut -d' ' -f1
 )
@@ -112,25 +114,30 @@ if [ "$ros_mode" = wheels-jazzy ]; then
   log "ROS 2 Jazzy wheels (pip_env/requirements-ros-jazzy.txt)"
   pip -q -c "$constraints" -r "$here/requirements-ros-jazzy.txt"
 
-  # vision_msgs is not on PyPI: build our definitions into the venv prefix.
-  if ! "$vpy" -c 'import vision_msgs.msg' 2>/dev/null \
-      || [ "$(cat "$venv/.vision_msgs.sha256" 2>/dev/null)" != "$(msgs_hash)" ]; then
-    log "building vision_msgs into the venv (cmake, ~30 s)"
-    build=$(mktemp -d)
-    trap 'rm -rf "$build"' EXIT
-    (
-      export AMENT_PREFIX_PATH=$venv CMAKE_PREFIX_PATH=$venv PATH=$venv/bin:$PATH
-      cmake -S "$here/vision_msgs" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-        -DCMAKE_INSTALL_PREFIX="$venv" -DPython3_EXECUTABLE="$vpy" -DBUILD_TESTING=OFF >"$build/configure.log" 2>&1 \
-        || { tail -40 "$build/configure.log" >&2; exit 1; }
-      cmake --build "$build" -j "$(nproc)" >"$build/build.log" 2>&1 || { tail -40 "$build/build.log" >&2; exit 1; }
-      cmake --install "$build" >"$build/install.log" 2>&1 || { tail -40 "$build/install.log" >&2; exit 1; }
-    ) || die "building vision_msgs failed (needs cmake >= 3.21 and a C/C++ compiler: apt install cmake g++)"
-    msgs_hash > "$venv/.vision_msgs.sha256"
-  fi
+  # vision_msgs and tf2_msgs are not on PyPI: build our definitions into the venv prefix.
+  for pkg in $interface_packages; do
+    if ! "$vpy" -c "import $pkg.msg" 2>/dev/null \
+        || [ "$(cat "$venv/.$pkg.sha256" 2>/dev/null)" != "$(msgs_hash "$pkg")" ]; then
+      log "building $pkg into the venv (cmake, ~30 s)"
+      build=$(mktemp -d)
+      trap 'rm -rf "$build"' EXIT
+      (
+        export AMENT_PREFIX_PATH=$venv CMAKE_PREFIX_PATH=$venv PATH=$venv/bin:$PATH
+        cmake -S "$here/$pkg" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+          -DCMAKE_INSTALL_PREFIX="$venv" -DPython3_EXECUTABLE="$vpy" -DBUILD_TESTING=OFF >"$build/configure.log" 2>&1 \
+          || { tail -40 "$build/configure.log" >&2; exit 1; }
+        cmake --build "$build" -j "$(nproc)" >"$build/build.log" 2>&1 || { tail -40 "$build/build.log" >&2; exit 1; }
+        cmake --install "$build" >"$build/install.log" 2>&1 || { tail -40 "$build/install.log" >&2; exit 1; }
+      ) || die "building $pkg failed (needs cmake >= 3.21 and a C/C++ compiler: apt install cmake g++)"
+      msgs_hash "$pkg" > "$venv/.$pkg.sha256"
+      rm -rf "$build"
+    fi
+  done
 else
-  "$vpy" -c 'import vision_msgs.msg' 2>/dev/null \
-    || die "vision_msgs is missing from the sourced ROS $ROS_DISTRO: sudo apt install ros-$ROS_DISTRO-vision-msgs (or rosdep install --from-paths . -y)"
+  for pkg in $interface_packages; do
+    "$vpy" -c "import $pkg.msg" 2>/dev/null \
+      || die "$pkg is missing from the sourced ROS $ROS_DISTRO: sudo apt install ros-$ROS_DISTRO-${pkg//_/-} (or rosdep install --from-paths . -y)"
+  done
 fi
 
 log "hydranet_ros itself (editable)"
@@ -138,7 +145,7 @@ pip -q -c "$constraints" --no-deps --no-build-isolation -e "$root"
 
 log "checking the environment"
 "$vpy" - <<'EOF' || die "the environment does not import; see the error above"
-import cv2, numpy, onnxruntime, torch, rclpy, vision_msgs.msg, sensor_msgs.msg, diagnostic_msgs.msg  # noqa: F401
+import cv2, numpy, onnxruntime, torch, rclpy, vision_msgs.msg, tf2_msgs.msg, sensor_msgs.msg, diagnostic_msgs.msg  # noqa: F401
 import hydranet_ros  # noqa: F401
 print(f"[setup] torch {torch.__version__}, onnxruntime {onnxruntime.__version__} {onnxruntime.get_available_providers()}, "
       f"numpy {numpy.__version__}, opencv {cv2.__version__}")

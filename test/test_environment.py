@@ -25,7 +25,8 @@ FRAME = SAMPLES / "project_video_0750.jpg"
 RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 # RIHS01 type hashes of upstream vision_msgs 4.1 (the rosidl type-description output of a colcon build of
-# ros-perception/vision_msgs). Equal hashes mean our definitions are wire- and graph-compatible with theirs.
+# ros-perception/vision_msgs) and of Jazzy's tf2_msgs/TFMessage (what `ros2 topic info -v /tf` shows on a Jazzy
+# system). Equal hashes mean our definitions are wire- and graph-compatible with theirs.
 UPSTREAM_HASHES = {
     "vision_msgs/msg/Detection2DArray": "RIHS01_214274120007f4a683866481336b70310268cfa107aebe9d594a6acf75bda968",
     "vision_msgs/msg/LabelInfo": "RIHS01_3d37df4015cdf660cc851c51897f2acd957e1ca6205ba0a99aebffb9406b0783",
@@ -35,6 +36,7 @@ UPSTREAM_HASHES = {
     "vision_msgs/msg/ObjectHypothesis": "RIHS01_51da43cec11c01957a64d1e05a24acd18aae7745ec30b74348ad5f6d634f7f90",
     "vision_msgs/msg/ObjectHypothesisWithPose":
         "RIHS01_41c12344c0396c48b81df12467c192d99b2a0eb1463c5c37194e4223251c80bc",
+    "tf2_msgs/msg/TFMessage": "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22d5abe85d020f087",
 }
 
 
@@ -77,12 +79,14 @@ def test_image_and_detections_cross_process_and_domain_isolation(ros, rclpy_node
     assert {m.header.frame_id for m in dets} & {m.header.frame_id for m in images}
 
 
-def test_vision_msgs_type_hashes_match_upstream(rclpy_node):
-    """The hash each endpoint advertises in the graph (Jazzy type hashes) equals upstream vision_msgs'."""
-    from vision_msgs import msg as vm
+def test_our_interface_type_hashes_match_upstream(rclpy_node):
+    """The hash each endpoint advertises in the graph (Jazzy type hashes) equals upstream vision_msgs' and
+    tf2_msgs'."""
+    import importlib
 
     node = rclpy_node
-    pubs = {name: node.create_publisher(getattr(vm, name.rsplit("/", 1)[1]), f"/hash_check/t{i}", 1)
+    pubs = {name: node.create_publisher(getattr(importlib.import_module(name.split("/")[0] + ".msg"),
+                                                name.rsplit("/", 1)[1]), f"/hash_check/t{i}", 1)
             for i, name in enumerate(UPSTREAM_HASHES)}
     assert pubs
     for i, (name, expected) in enumerate(UPSTREAM_HASHES.items()):
