@@ -1,0 +1,126 @@
+"""Camera mounting (core/mounting.py) and the road-anchored depth scale (runtime/road_scale.py): the geometry
+against hand-derived cases, TF chains against the mounting parameter, and the scale's robustness."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hydranet_ros.core.geometry import Intrinsics
+from hydranet_ros.core.mounting import Mounting, MountingError, TransformGraph
+from hydranet_ros.runtime.road_scale import RoadScale, RoadScaleOptions
+
+K = Intrinsics(700.0, 700.0, 639.5, 359.5)
+SIZE = (1280, 720)
+# The optical frame in a REP 103 body frame, as robot descriptions publish it (camera_link -> *_optical_frame).
+OPTICAL_IN_BODY = (-0.5, 0.5, -0.5, 0.5)
+
+
+def test_a_level_camera_sees_the_road_where_similar_triangles_put_it():
+    m = Mounting.from_pose([1.5, 0.0, 1.65, 0.0, 0.0, 0.0])
+    assert (m.height, m.pitch_deg) == (pytest.approx(1.65), pytest.approx(0.0))
+    for depth in (5.0, 10.0, 40.0):  # a road point `depth` ahead is 1.65 m below the axis: v = cy + fy h / Z
+        assert m.ground_depth_at(K, K.cx, K.cy + K.fy * 1.65 / depth) == pytest.approx(depth)
+    assert m.ground_depth_at(K, K.cx, K.cy - 1) == math.inf  # above the horizon: never the road
+    ground = m.ground_depth(K, SIZE)
+    assert np.isinf(ground[:360]).all() and np.isfinite(ground[361:]).all()
+    assert ground[719, 639] == pytest.approx(1.65 * K.fy / (719 - K.cy), rel=1e-6)
+
+
+def test_a_pitched_and_yawed_camera_matches_the_explicit_geometry():
+    pitch, yaw = math.radians(6.0), math.radians(-10.0)
+    m = Mounting.from_pose([0.5, -0.3, 2.0, 0.0, pitch, yaw])
+    assert m.pitch_deg == pytest.approx(6.0)
+    # A road point P in base_link; its optical depth and pixel from the mounting's transform, by hand.
+    for p in ([12.0, -4.0, 0.0], [30.0, 2.0, 0.0], [6.0, -1.0, 0.0]):
+        p_opt = m.rotation.T @ (np.array(p) - m.translation)
+        u, v = K.fx * p_opt[0] / p_opt[2] + K.cx, K.fy * p_opt[1] / p_opt[2] + K.cy
+        assert m.ground_depth_at(K, u, v) == pytest.approx(p_opt[2], rel=1e-9)
+
+
+def test_tf_chains_give_the_same_mounting_as_the_parameter():
+    pose = [1.2, 0.1, 1.55, 0.01, 0.05, -0.02]
+    by_param = Mounting.from_pose(pose)
+    g = TransformGraph()
+    # base_link -> chassis -> camera_link -> camera_optical, as a URDF publishes them; the body pose split in two.
+    from hydranet_ros.core.mounting import rotation_rpy
+
+    q_body = _quaternion(rotation_rpy(*pose[3:]))
+    assert g.set("base_link", "chassis", [0.2, 0.0, 0.3], [0, 0, 0, 1])
+    assert g.set("chassis", "camera_link", [1.0, 0.1, 1.25], q_body)
+    assert g.set("camera_link", "camera_optical", [0, 0, 0], OPTICAL_IN_BODY)
+    by_tf = g.mounting("base_link", "/camera_optical")
+    assert by_tf is not None and by_tf.source == "tf"
+    np.testing.assert_allclose(by_tf.rotation, by_param.rotation, atol=1e-12)
+    np.testing.assert_allclose(by_tf.translation, by_param.translation, atol=1e-12)
+    # Looked up the other way round, and through a common ancestor.
+    r, t = g.lookup("camera_optical", "base_link")
+    np.testing.assert_allclose(r, by_param.rotation.T, atol=1e-12)
+    assert g.set("base_link", "lidar", [0.0, 0.0, 2.0], [0, 0, 0, 1])
+    r, t = g.lookup("lidar", "camera_optical")
+    np.testing.assert_allclose(t, by_param.translation - [0.0, 0.0, 2.0], atol=1e-12)
+    assert g.mounting("base_link", "elsewhere") is None
+
+
+def test_impossible_mountings_and_transforms_are_refused():
+    with pytest.raises(MountingError, match="above the road"):
+        Mounting.from_pose([0, 0, -0.5, 0, 0, 0])  # under the road
+    with pytest.raises(MountingError, match="at the sky"):
+        Mounting.from_pose([0, 0, 1.5, 0, -0.6, 0])  # 34 deg up
+    with pytest.raises(MountingError, match=r"\[x, y, z, roll, pitch, yaw\]"):
+        Mounting.from_pose([0, 0, 1.5])
+    with pytest.raises(MountingError, match="finite"):
+        Mounting.from_pose([0, 0, float("nan"), 0, 0, 0])
+    g = TransformGraph()
+    assert not g.set("base_link", "cam", [0, 0, float("nan")], [0, 0, 0, 1])
+    assert not g.set("base_link", "cam", [0, 0, 1], [0, 0, 0, 0])
+    assert g.rejected == 2 and g.lookup("base_link", "cam") is None
+
+
+def _quaternion(r: np.ndarray) -> list[float]:
+    w = math.sqrt(max(0.0, 1 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
+    return [(r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w), (r[1, 0] - r[0, 1]) / (4 * w), w]
+
+
+def _road_scene(true_scale: float, rng: np.random.Generator, outliers: float = 0.0):
+    """A depth map that is the flat road's depth / true_scale, the road mask the lower 40 % of the image, and
+    a fraction of road pixels that are something else (a car's bottom, a wrong mask)."""
+    k, size = Intrinsics(350.0, 350.0, 319.5, 179.5), (640, 360)
+    ground = Mounting.from_pose([0, 0, 1.6, 0, 0.02, 0]).ground_depth(k, size)
+    depth = np.where(np.isfinite(ground), ground / true_scale, 80.0).astype(np.float32)
+    road = np.zeros(ground.shape, bool)
+    road[216:] = True
+    noisy = road & (rng.random(road.shape) < outliers)
+    depth[noisy] *= rng.uniform(0.3, 0.6, noisy.sum()).astype(np.float32)
+    return depth, road, ground
+
+
+def test_the_road_scale_recovers_a_known_scale_despite_outliers_and_says_when_it_cannot():
+    rng = np.random.default_rng(0)
+    est = RoadScale().update(*_road_scene(1.3, rng, outliers=0.2))
+    assert est.source == "road" and est.scale == pytest.approx(1.3, rel=0.01) and est.pixels > 1000
+    # Too little road: the network's own scale, with the reason.
+    depth, road, ground = _road_scene(1.3, rng)
+    road[:] = False
+    road[-3:, :20] = True
+    est = RoadScale().update(depth, road, ground)
+    assert (est.source, est.scale) == ("network", 1.0) and "road pixels" in est.reason
+    # Out of bounds (a wrong mounting, e.g. millimetres for metres): refused.
+    est = RoadScale().update(*_road_scene(9.0, rng))
+    assert est.source == "network" and "outside" in est.reason
+
+
+def test_the_road_scale_is_smoothed_holds_through_outlier_frames_and_then_lets_go():
+    rng = np.random.default_rng(1)
+    state = RoadScale(RoadScaleOptions(smoothing=0.5, hold_frames=2))
+    assert state.update(*_road_scene(1.2, rng)).scale == pytest.approx(1.2, rel=0.01)
+    second = state.update(*_road_scene(1.3, rng))
+    assert second.source == "road" and 1.2 < second.scale < 1.3  # halfway in log space
+    jump = state.update(*_road_scene(2.5, rng))  # one wild frame: the running scale holds
+    assert jump.source == "held" and jump.scale == pytest.approx(second.scale) and "jumps" in jump.reason
+    depth, road, ground = _road_scene(1.3, rng)
+    road[:] = False
+    assert state.update(depth, road, ground).source == "held"
+    assert state.update(depth, road, ground).source == "network"  # held for hold_frames, then the network's
