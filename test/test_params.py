@@ -124,6 +124,7 @@ FILES = {
     # Two image_topic lines; one camera overrides a default, the defaults change too; an int for a float.
     "two_cameras": ("camera_names: [left, right]\ncameras:\n  left:\n    image_topic: /left/image_raw\n"
                     "  right:\n    image_topic: /right/image_raw/compressed\n    compressed: true\n    qos: reliable\n"
+                    "    mounting: [1.5, -0.3, 1.4, 0.0, 0.05, -0.1]\n"
                     "camera_defaults:\n  fallback_fx: 900\nmax_age_ms: 350\n"),
     # Scalars as rcl types them (not as YAML 1.1 does): 1e3 is a number, yes a bool, 0x100 hex, 010 octal.
     "rcl_scalars": ("camera_defaults:\n  fallback_fx: 1e3\nscore_threshold: .5\nfp16: yes\nmax_age_ms: 0x100\n"
@@ -169,11 +170,13 @@ def _node_parameters(node, names: list[str]) -> dict:
     got = call(node.create_client(GetParameters, f"/{names[0]}/get_parameters"), GetParameters.Request(names=wanted))
     fields = {ParameterType.PARAMETER_BOOL: "bool_value", ParameterType.PARAMETER_INTEGER: "integer_value",
               ParameterType.PARAMETER_DOUBLE: "double_value", ParameterType.PARAMETER_STRING: "string_value",
-              ParameterType.PARAMETER_STRING_ARRAY: "string_array_value"}
+              ParameterType.PARAMETER_STRING_ARRAY: "string_array_value",
+              ParameterType.PARAMETER_DOUBLE_ARRAY: "double_array_value"}
+    arrays = (ParameterType.PARAMETER_STRING_ARRAY, ParameterType.PARAMETER_DOUBLE_ARRAY)
     out = {}
     for n, v in zip(wanted, got.values, strict=True):
         value = getattr(v, fields[v.type])
-        out[n] = list(value) if v.type == ParameterType.PARAMETER_STRING_ARRAY else value
+        out[n] = list(value) if v.type in arrays else value
     return out
 
 
@@ -210,6 +213,7 @@ def test_the_cli_accepts_exactly_what_the_node_accepts_with_the_same_values(ros,
     assert two["cameras.left.fallback_fx"] == two["cameras.right.fallback_fx"] == 900.0
     assert two["cameras.right.qos"] == "reliable" and two["cameras.left.compressed"] is False
     assert two["max_age_ms"] == 350
+    assert two["cameras.right.mounting"] == [1.5, -0.3, 1.4, 0.0, 0.05, -0.1] and two["cameras.left.mounting"] == []
     scalars = _tool_values(tools["rcl_scalars"].stdout)
     assert (scalars["cameras.front.fallback_fx"], scalars["score_threshold"], scalars["fp16"]) == (1000.0, 0.5, True)
     assert (scalars["max_age_ms"], scalars["points_stride"]) == (256, 8)

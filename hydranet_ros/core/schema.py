@@ -39,8 +39,11 @@ class Field:
         if self.type is float and not math.isfinite(value):
             return f"must be finite, got {value!r}"
         if self.type is list:
-            if self.item is not None and not all(isinstance(v, self.item) and not isinstance(v, bool) for v in value):
+            item = (int, float) if self.item is float else self.item  # an integer is a float, as for scalars
+            if item is not None and not all(isinstance(v, item) and not isinstance(v, bool) for v in value):
                 return f"must be a list of {self.item.__name__}, got {value!r}"
+            if self.item is float and not all(math.isfinite(v) for v in value):
+                return f"must be a list of finite numbers, got {value!r}"
             if self.choices:
                 bad = [v for v in value if v not in self.choices]
                 if bad or not value or len(set(value)) != len(value):
@@ -56,6 +59,8 @@ class Field:
 
     def coerce(self, value: Any) -> Any:
         """An accepted value in the field's type (an integer given for a float becomes a float)."""
+        if self.type is list and self.item is float:
+            return [float(v) for v in value]
         return float(value) if self.type is float else value
 
 

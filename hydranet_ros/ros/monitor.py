@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hydranet_ros.core.mounting import Mounting
+
 STAGES = ("decode", "preprocess", "infer", "postprocess", "publish")
 DROP_REASONS = ("stale", "malformed", "busy", "overrun")  # overrun: derived from gaps and losses, see _overrun
 OK, WARN, ERROR = 0, 1, 2
@@ -60,6 +62,8 @@ class CameraMonitor:
         self.input_qos = ""  # the subscription's reliability now (set by the node)
         self.loss_hint = ""  # what to configure when frames are lost on the way (set by the node)
         self.behind_hint = ""  # why frames cannot make max_age_ms, when the node knows (set by the node)
+        self.mounting: Mounting | None = None  # where the camera sits, for the last frame (set by the node)
+        self.depth_scale = (1.0, "network", "no frame yet")  # (scale, road | held | network, why not road)
 
     def received(self) -> None:
         with self._lock:
@@ -144,6 +148,10 @@ class CameraMonitor:
             *_stats("age_at_publish_ms", p.ages_ms, percentiles=True),
             *_stats("stamp_age_at_publish_ms", p.stamp_ages_ms),
             ("focal_length_from", self.focal_source),
+            *_mounting_values(self.mounting),
+            ("depth_scale", f"{self.depth_scale[0]:.3f}"),
+            ("depth_scale_from", self.depth_scale[1]),
+            ("depth_scale_note", self.depth_scale[2]),
             ("last_error", last_error),
             ("last_camera_info_error", last_info_error),
         ]
@@ -180,6 +188,13 @@ class CameraMonitor:
         if self.focal_source == "canonical":
             return WARN, "no camera_info and no fallback_fx: metric depth assumes the model's canonical focal length"
         return OK, f"{p.published / elapsed:.1f} Hz out of {p.received / elapsed:.1f} Hz in{note}"
+
+
+def _mounting_values(m: Mounting | None) -> list[tuple[str, str]]:
+    if m is None:
+        return [("mounting_from", "none"), ("mounting_height_m", "n/a"), ("mounting_pitch_deg", "n/a")]
+    return [("mounting_from", m.source), ("mounting_height_m", f"{m.height:.3f}"),
+            ("mounting_pitch_deg", f"{m.pitch_deg:.2f}")]
 
 
 def _stats(key: str, values: list[float], percentiles: bool = False) -> list[tuple[str, str]]:

@@ -55,11 +55,14 @@ from hydranet_ros.ros import dds
 from hydranet_ros.ros import params as P
 from hydranet_ros.ros.inbox import Frame, FrameInbox
 from hydranet_ros.ros.monitor import ERROR, OK, WARN, CameraMonitor
+from hydranet_ros.ros.mounting import MountingSource
 from hydranet_ros.ros.process import ros_process
 from hydranet_ros.ros.publishers import CameraPublishers
 from hydranet_ros.ros.transport import BEST_EFFORT, RELIABLE, SequenceGaps, input_reliability
 from hydranet_ros.runtime.engines import Engine, load_engine
 from hydranet_ros.runtime.pipeline import EngineFailure, Perception
+from hydranet_ros.runtime.postprocess import FrameResult
+from hydranet_ros.runtime.road_scale import DepthAnchor
 
 _ROS_TYPES = {
     bool: Parameter.Type.BOOL,
@@ -105,6 +108,8 @@ class Camera:
         self.qos_setting: str = values[f"cameras.{name}.qos"]
         self.frame_id: str = values[f"cameras.{name}.frame_id"]
         self.fallback_fx: float = values[f"cameras.{name}.fallback_fx"]
+        self.mounting_param: list[float] = values[f"cameras.{name}.mounting"]
+        self.anchor = DepthAnchor()  # this camera's running road scale
         self.monitor = CameraMonitor(name, self.image_topic)
         self.info: CameraInfo | None = None
         self.pubs: CameraPublishers | None = None
@@ -138,6 +143,7 @@ class HydraNetNode(LifecycleNode):
         self.inbox: FrameInbox | None = None
         self.worker: threading.Thread | None = None
         self.qos_timer: Any = None
+        self.mountings: MountingSource | None = None
         self.passes = 0
         self.batch_sizes: list[int] = []
         self.pass_times: deque[tuple[int, float]] = deque(maxlen=16)  # (batch size, s from decode to last publish)
@@ -184,6 +190,7 @@ class HydraNetNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         replay = self.values["mode"] == "replay"
+        self.mountings = MountingSource(self)
         self.inbox = FrameInbox(list(self.cameras), self.values["mode"],
                                 max_bytes=int(self.values["max_queue_mb"] * 1e6) if replay else None)
         for cam in self.cameras.values():
@@ -232,6 +239,9 @@ class HydraNetNode(LifecycleNode):
         if self.worker is not None:
             self.worker.join(timeout=30.0)
         self.worker = self.inbox = None
+        if self.mountings is not None:
+            self.mountings.destroy()
+            self.mountings = None
 
     # --- inputs: subscriptions that follow the publishers ------------------------------------------------------
     def _subscribe(self, cam: Camera, reliability: str) -> None:
@@ -313,9 +323,14 @@ class HydraNetNode(LifecycleNode):
         return values
 
     def _declare(self, p: P.Param, value: Any) -> None:
-        descriptor = ParameterDescriptor(
-            name=p.name, type=_ROS_TYPES[p.type].value, description=p.description, read_only=p.read_only
-        )
+        kind = Parameter.Type.DOUBLE_ARRAY if p.type is list and p.item is float else _ROS_TYPES[p.type]
+        descriptor = ParameterDescriptor(name=p.name, type=kind.value, description=p.description,
+                                         read_only=p.read_only)
+        if value == [] and kind is Parameter.Type.DOUBLE_ARRAY:
+            # rclpy types a bare [] a byte array: declare the type first, then set the typed empty array.
+            self.declare_parameter(p.name, kind, descriptor, ignore_override=True)
+            self.set_parameters([Parameter(p.name, kind, [])])
+            return
         # ignore_override: the value is the override already, resolved and type-coerced (an integer given for a
         # float parameter is accepted, as `hydranet params` accepts it).
         self.declare_parameter(p.name, value, descriptor, ignore_override=True)
@@ -332,6 +347,8 @@ class HydraNetNode(LifecycleNode):
                 camera, _, key = change.name.removeprefix("cameras.").rpartition(".")
                 if key == "fallback_fx" and camera in getattr(self, "cameras", {}):
                     self.cameras[camera].fallback_fx = float(change.value)
+                if key == "mounting" and camera in getattr(self, "cameras", {}):
+                    self.cameras[camera].mounting_param = [float(v) for v in change.value or []]
         return SetParametersResult(successful=True)
 
     # --- inputs (executor thread) -------------------------------------------------------------------
@@ -415,6 +432,7 @@ class HydraNetNode(LifecycleNode):
             stamp_age_ms = (clock.now() - stamp).nanoseconds / 1e6
             # The input's header on every output (stamp unchanged; frame_id overridable).
             header = Header(stamp=f.msg.header.stamp, frame_id=cam.frame_id or f.msg.header.frame_id)
+            self._anchor_depth(cam, header.frame_id, frame.result)
             assert cam.pubs is not None
             cam.pubs.publish(header, frame.rgb, frame.result, cam.info, self.values["points_stride"])
             cam.monitor.stage("publish", _ms(t0))
@@ -422,6 +440,22 @@ class HydraNetNode(LifecycleNode):
         if p.batch_size:
             self.last_pass_end = time.monotonic()
             self.pass_times.append((p.batch_size, self.last_pass_end - t_pass))
+
+    def _anchor_depth(self, cam: Camera, frame_id: str, result: FrameResult) -> None:
+        """depth_scale: the road's scale for this frame where the camera's mounting is known (TF, else the
+        parameter), else the network's, with a warning that says why."""
+        if self.values["depth_scale"] == "network" or self.mountings is None:
+            cam.monitor.depth_scale = (1.0, "network", "depth_scale is network")
+            return
+        mounting, why = self.mountings.mounting(self.values["base_frame"], frame_id, cam.mounting_param)
+        cam.monitor.mounting = mounting
+        if mounting is None:
+            cam.monitor.depth_scale = (1.0, "network", why)
+            self._throttled_warn(f"mounting-{cam.name}", f"camera {cam.name}: {why}: depth keeps the network's scale "
+                                 f"(publish the camera's TF, or set cameras.{cam.name}.mounting)", period=60.0)
+            return
+        est = cam.anchor.apply(result, mounting, self.values["road_head"])
+        cam.monitor.depth_scale = (est.scale, est.source, est.reason)
 
     def _note_focal_source(self, cam: Camera, source: str) -> None:
         cam.monitor.focal_source = source
@@ -510,6 +544,8 @@ class HydraNetNode(LifecycleNode):
             KeyValue(key="pass_ms", value=f"{self.predicted_pass_s(max(sizes, default=1)) * 1000:.1f}"
                      if self.pass_times else "n/a"),
             KeyValue(key="transport", value=self.transport),
+            KeyValue(key="base_frame", value=self.values["base_frame"]),
+            KeyValue(key="tf_transforms_rejected", value=str(self.mountings.rejected if self.mountings else 0)),
         ]
         return st
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from hydranet_ros.core.mounting import Mounting, MountingError
 from hydranet_ros.core.schema import Field
 
 CAMERA = "{camera}"  # placeholder in per-camera parameter names: cameras.<name>.<key>
@@ -32,9 +33,20 @@ CAMERA_DEFAULTS = "camera_defaults"  # camera_defaults.<key>: what a camera has 
 AUTO = "auto"
 
 
+def _mounting_problem(pose: list) -> str | None:
+    if not pose:
+        return None
+    try:
+        Mounting.from_pose(pose)
+    except MountingError as exc:
+        return f"is impossible: {exc}"
+    return None
+
+
 @dataclass(frozen=True)
 class Param(Field):
-    """A node parameter: a `core.schema.Field` (a list is a list of strings) that may be read-only while running."""
+    """A node parameter: a `core.schema.Field` (a list is of strings unless `item` says otherwise) that may be
+    read-only while running."""
 
     read_only: bool = False  # changing it needs a restart (re-configure)
 
@@ -65,6 +77,12 @@ SCHEMA: tuple[Param, ...] = (
     Param("dense_output", str, "resolution of drivable_area, lane_lines and depth: network (the network's "
           "view of the image, cheap) or source (the camera's resolution)", choices=("network", "source")),
     Param("points_stride", int, "points: one point per this many depth pixels in each direction", min=1, max=64),
+    Param("base_frame", str, "the vehicle frame whose z = 0 is the road (REP 105 base_link): cameras' mountings "
+          "are looked up in TF from it to each image's frame_id"),
+    Param("depth_scale", str, "metric scale of depth: road (per frame, from the drivable area's road pixels and "
+          "the camera's mounting), network (the model's own), or auto (road where the mounting is known)",
+          choices=(AUTO, "road", "network")),
+    Param("road_head", str, "the segmentation head whose non-zero classes are drivable road (depth_scale road)"),
     Param("max_age_ms", int, "live mode: no result is published more than this long after its frame reached the "
           "node (DDS reception to publication); frames that cannot make it are dropped as stale", min=1,
           max=60_000),
@@ -95,10 +113,14 @@ SCHEMA: tuple[Param, ...] = (
           min=0.0, max=1e6),
     Param(f"cameras.{CAMERA}.frame_id", str, "overrides the images' header.frame_id when not empty",
           read_only=True),
+    Param(f"cameras.{CAMERA}.mounting", list, "where the camera sits when TF has no transform from base_frame to "
+          "its images' frame: [x, y, z, roll, pitch, yaw] of its body frame (REP 103: x forward, y left, z up) in "
+          "base_frame, metres and radians, written as floats (1.0, not 1); positive pitch looks down. Empty: "
+          "unknown", default=[], item=float, rule=_mounting_problem),
 )
-# The per-camera keys that have a camera_defaults.<key> (all but the topic, which only the user can know).
+# The per-camera keys that have a camera_defaults.<key>: all but the topic and the mounting, which differ per camera.
 CAMERA_KEYS = tuple(p.name.rsplit(".", 1)[1] for p in SCHEMA if CAMERA in p.name)
-DEFAULTABLE = tuple(k for k in CAMERA_KEYS if k != "image_topic")
+DEFAULTABLE = tuple(k for k in CAMERA_KEYS if k not in ("image_topic", "mounting"))
 
 
 class ParameterError(ValueError):
@@ -223,7 +245,10 @@ def _coerce(p: Param, value: Any) -> Any:
     if p.type is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if p.type is list and isinstance(value, tuple):
-        return list(value)
+        value = list(value)
+    if p.type is list and p.item is float and isinstance(value, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return [float(v) for v in value]
     return value
 
 
@@ -256,7 +281,7 @@ def resolve(given: dict[str, Any], ignorable: set[str] | frozenset[str] = frozen
         elif key in DEFAULTABLE:
             value = given.get(f"{CAMERA_DEFAULTS}.{key}")
         else:
-            value = None
+            value = p.default  # None: required
         if value is None:
             if name.endswith(".image_topic"):
                 problems.append(f"{name} is required: the topic camera {name.split('.')[1]!r} publishes on")
@@ -297,6 +322,8 @@ def markdown_table(defaults: dict[str, Any]) -> str:
             shown = defaults.get(p.name.replace(CAMERA, cameras[0])) if cameras else None
         else:
             shown = defaults.get(p.name)
+        if shown is None and p.default is not None:
+            shown = p.default
         allowed = f" ({' / '.join(p.choices)})" if p.choices else ""
         if p.min is not None or p.max is not None:
             allowed = f" (range {p.min} to {p.max})"
@@ -304,5 +331,6 @@ def markdown_table(defaults: dict[str, Any]) -> str:
         cell = f"`{p.name.replace(CAMERA, '<name>')}`"
         if key in DEFAULTABLE:
             cell += f" (default `{CAMERA_DEFAULTS}.{key}`)"
-        rows.append(f"| {cell} | {p.type.__name__} | `{shown!r}` | {p.description}{allowed}.{ro} |")
+        kind = f"list of {p.item.__name__}" if p.type is list and p.item not in (None, str) else p.type.__name__
+        rows.append(f"| {cell} | {kind} | `{shown!r}` | {p.description}{allowed}.{ro} |")
     return "\n".join(rows)

@@ -11,10 +11,14 @@ too few road pixels, or an estimate out of bounds or far from the recent ones, t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
+
+from hydranet_ros.core.geometry import Intrinsics
+from hydranet_ros.core.mounting import Mounting
+from hydranet_ros.runtime.postprocess import FrameResult
 
 MAD_TO_SIGMA = 1.4826
 
@@ -90,3 +94,35 @@ class RoadScale:
             return ScaleEstimate(math.exp(self._log), "held", raw, n, reason)
         self._log = None
         return ScaleEstimate(1.0, "network", raw, n, reason)
+
+
+class DepthAnchor:
+    """One camera's depth anchoring: its running road scale, and the road's depth under each pixel for its current
+    intrinsics and mounting (computed once per change)."""
+
+    def __init__(self, opts: RoadScaleOptions | None = None) -> None:
+        self.state = RoadScale(opts)
+        self._key: tuple | None = None
+        self._ground: np.ndarray | None = None
+
+    def ground(self, k: Intrinsics, size: tuple[int, int], mounting: Mounting) -> np.ndarray:
+        key = (k.as_tuple(), size, mounting.rotation.tobytes(), mounting.translation.tobytes())
+        if key != self._key:
+            self._key, self._ground = key, mounting.ground_depth(k, size)
+        assert self._ground is not None
+        return self._ground
+
+    def apply(self, r: FrameResult, mounting: Mounting, road_head: str) -> ScaleEstimate:
+        """Scale every depth head of `r` (and its boxes' distances) by the road's scale; the estimate says which
+        scale was used and why."""
+        mask = r.masks.get(road_head)
+        if r.depth is None or mask is None:
+            missing = "no depth head" if r.depth is None else f"no segmentation head {road_head!r} (road_head)"
+            return ScaleEstimate(1.0, "network", None, 0, f"the model has {missing}")
+        est = self.state.update(r.depth, mask > 0, self.ground(r.dense_intrinsics, r.dense_size, mounting))
+        if est.scale != 1.0:
+            for name in r.depths:
+                r.depths[name] = r.depths[name] * np.float32(est.scale)
+            for boxes in r.detections.values():
+                boxes[:] = [d if d.distance is None else replace(d, distance=d.distance * est.scale) for d in boxes]
+        return est
