@@ -28,6 +28,7 @@ from hydranet_ros.core.geometry import Calibration, Intrinsics
 from hydranet_ros.core.mounting import Mounting
 from hydranet_ros.runtime.contract import load_contract
 from hydranet_ros.runtime.engines import load_engine
+from hydranet_ros.runtime.ground import ground_contacts
 from hydranet_ros.runtime.pipeline import Perception
 from hydranet_ros.runtime.road_scale import RoadScale, RoadScaleOptions
 from hydranet_ros.train.importers import read_kitti_intrinsics
@@ -41,6 +42,13 @@ def depth_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     return {"pixels": int(true.size), "abs_rel": float(np.mean(np.abs(pred - true) / true)),
             "rmse": float(np.sqrt(np.mean((pred - true) ** 2))), "delta1": float(np.mean(ratio < 1.25)),
             "pred_over_true": float(np.median(pred / true))}
+
+
+def iou(a: tuple, b: tuple) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
 
 
 def near_face_depth(w: float, length: float, z: float, ry: float) -> float:
@@ -87,7 +95,7 @@ def main() -> int:
     opts = RoadScaleOptions()
     ids = json.loads((root / "split.json").read_text())["val"]
     pairs: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"network": [], "road": []}
-    scales, sources, contact, from_depth = [], [], [], []
+    scales, sources, contact, from_depth, detected = [], [], [], [], []
     t0 = time.time()
     for i, fid in enumerate(ids):
         jpeg = (root / "image_2" / f"{fid}.jpg").read_bytes()
@@ -109,7 +117,13 @@ def main() -> int:
         ok = np.isfinite(pred) & (pred > 0)
         pairs["network"].append((pred[ok], true[ok]))
         pairs["road"].append((pred[ok] * est.scale, true[ok]))
+        ground_contacts(r, mounting)  # the node's rule: boxes standing clear on the ground
+        boxes = [d for ds in r.detections.values() for d in ds if d.label == "vehicle"]
         for x1, _y1, x2, y2, z in kitti_cars(root / "label_2" / f"{fid}.txt"):
+            best = max(boxes, key=lambda d: iou((d.x1, d.y1, d.x2, d.y2), (x1, _y1, x2, y2)), default=None)
+            if best is not None and iou((best.x1, best.y1, best.x2, best.y2), (x1, _y1, x2, y2)) >= 0.5:
+                dist = best.distance if best.distance_from == "ground" else (best.distance or 0) * est.scale
+                detected.append((best.distance_from, dist, z))
             contact.append((mounting.ground_depth_at(r.source_intrinsics, (x1 + x2) / 2, y2), z))
             inside = depth[int(_y1 * sy):max(int(y2 * sy), int(_y1 * sy) + 1),
                            int(x1 * sx):max(int(x2 * sx), int(x1 * sx) + 1)]
@@ -146,6 +160,11 @@ def main() -> int:
           f"median relative error {np.median(rel_c):.3f} "
           f"(within 10 %: {np.mean(rel_c <= 0.1):.2f}); from the road-scaled depth inside the box "
           f"{np.median(rel_d):.3f}")
+    by_source = {src: [abs(dd - zz) / zz for s, dd, zz in detected if s == src] for src in ("ground", "depth")}
+    report["detected_cars"] = {src: {"count": len(v), "median_rel_error": float(np.median(v)) if v else None}
+                               for src, v in by_source.items()}
+    print(f"{len(detected)} of them detected (IoU >= 0.5): " + "; ".join(
+        f"{len(v)} placed from {src}, median error {np.median(v):.3f}" for src, v in by_source.items() if v))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "road_depth.json").write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out / 'road_depth.json'}")

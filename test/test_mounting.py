@@ -124,3 +124,29 @@ def test_the_road_scale_is_smoothed_holds_through_outlier_frames_and_then_lets_g
     road[:] = False
     assert state.update(depth, road, ground).source == "held"
     assert state.update(depth, road, ground).source == "network"  # held for hold_frames, then the network's
+
+
+def test_boxes_standing_on_the_ground_take_its_distance_and_hidden_ones_keep_their_depth():
+    from hydranet_ros.ros.outputs import position_covariance
+    from hydranet_ros.runtime.ground import DISTANCE_REL_SIGMA, ground_contacts
+    from hydranet_ros.runtime.postprocess import Detection, FrameResult
+
+    m = Mounting.from_pose([0, 0, 1.6, 0, 0, 0])
+    r = FrameResult((1280, 720), (640, 360), K.scaled(0.5, 0.5), K)
+    r.masks["drivable_area"] = np.zeros((360, 640), np.uint8)
+    r.masks["drivable_area"][200:, 200:440] = 1  # the lane ahead
+    near = Detection(500, 380, 780, 560, 0.9, 0, "vehicle", 7.0, "depth")  # on the lane
+    behind = Detection(560, 350, 700, 450, 0.8, 0, "vehicle", 14.0, "depth")  # its bottom hidden by `near`
+    cut = Detection(0, 500, 300, 719, 0.7, 0, "vehicle", 3.0, "depth")  # cut by the image's bottom
+    parked = Detection(1000, 380, 1200, 480, 0.6, 0, "vehicle", 20.0, "depth")  # beside the lane, clear
+    r.detections["detections"] = [near, behind, cut, parked]
+    assert ground_contacts(r, m) == 2
+    got = {d.score: d for d in r.detections["detections"]}
+    assert got[0.9].distance_from == "ground" and got[0.9].distance == pytest.approx(
+        m.ground_depth_at(K, 640, 560))
+    assert got[0.6].distance_from == "ground" and got[0.6].distance == pytest.approx(m.ground_depth_at(K, 1100, 480))
+    assert (got[0.8].distance, got[0.8].distance_from) == (14.0, "depth")
+    assert (got[0.7].distance, got[0.7].distance_from) == (3.0, "depth")
+    # detections_3d: the position's covariance states the source, along the viewing ray.
+    cov = np.array(position_covariance((1.0, 0.5, 10.0), DISTANCE_REL_SIGMA["ground"])).reshape(6, 6)
+    assert math.sqrt(cov[2, 2] - 1e-4) == pytest.approx(0.9) and cov[0, 2] == pytest.approx(0.09 * 0.9)

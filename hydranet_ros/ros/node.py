@@ -60,6 +60,7 @@ from hydranet_ros.ros.process import ros_process
 from hydranet_ros.ros.publishers import CameraPublishers
 from hydranet_ros.ros.transport import BEST_EFFORT, RELIABLE, SequenceGaps, input_reliability
 from hydranet_ros.runtime.engines import Engine, load_engine
+from hydranet_ros.runtime.ground import ground_contacts
 from hydranet_ros.runtime.pipeline import EngineFailure, Perception
 from hydranet_ros.runtime.postprocess import FrameResult
 from hydranet_ros.runtime.road_scale import DepthAnchor
@@ -442,20 +443,24 @@ class HydraNetNode(LifecycleNode):
             self.pass_times.append((p.batch_size, self.last_pass_end - t_pass))
 
     def _anchor_depth(self, cam: Camera, frame_id: str, result: FrameResult) -> None:
-        """depth_scale: the road's scale for this frame where the camera's mounting is known (TF, else the
-        parameter), else the network's, with a warning that says why."""
-        if self.values["depth_scale"] == "network" or self.mountings is None:
-            cam.monitor.depth_scale = (1.0, "network", "depth_scale is network")
-            return
-        mounting, why = self.mountings.mounting(self.values["base_frame"], frame_id, cam.mounting_param)
+        """Where the camera's mounting is known (TF, else the parameter): depth_scale road/auto scales this frame's
+        depth by the road's, and boxes standing on the road get their ground-contact distance. Without one depth
+        keeps the network's scale, with a warning that says why."""
+        mounting, why = None, "depth_scale is network"
+        if self.mountings is not None:
+            mounting, why = self.mountings.mounting(self.values["base_frame"], frame_id, cam.mounting_param)
         cam.monitor.mounting = mounting
-        if mounting is None:
+        if self.values["depth_scale"] == "network":
+            cam.monitor.depth_scale = (1.0, "network", "depth_scale is network")
+        elif mounting is None:
             cam.monitor.depth_scale = (1.0, "network", why)
             self._throttled_warn(f"mounting-{cam.name}", f"camera {cam.name}: {why}: depth keeps the network's scale "
                                  f"(publish the camera's TF, or set cameras.{cam.name}.mounting)", period=60.0)
-            return
-        est = cam.anchor.apply(result, mounting, self.values["road_head"])
-        cam.monitor.depth_scale = (est.scale, est.source, est.reason)
+        else:
+            est = cam.anchor.apply(result, mounting, self.values["road_head"])
+            cam.monitor.depth_scale = (est.scale, est.source, est.reason)
+        if mounting is not None:
+            ground_contacts(result, mounting)
 
     def _note_focal_source(self, cam: Camera, source: str) -> None:
         cam.monitor.focal_source = source

@@ -26,6 +26,7 @@ from vision_msgs.msg import (
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hydranet_ros.core.geometry import Intrinsics
+from hydranet_ros.runtime.ground import DISTANCE_REL_SIGMA
 from hydranet_ros.runtime.overlay import BOX_COLOURS
 from hydranet_ros.runtime.postprocess import Detection, FrameResult, box_position
 
@@ -108,9 +109,21 @@ def detections_3d(header: Header, detections: list[Detection], k: Intrinsics) ->
         pose = Pose(position=Point(x=x, y=y, z=z), orientation=Quaternion(w=1.0))
         hyp = ObjectHypothesisWithPose(hypothesis=ObjectHypothesis(class_id=d.label, score=d.score))
         hyp.pose.pose = pose
+        hyp.pose.covariance = position_covariance((x, y, z), DISTANCE_REL_SIGMA.get(d.distance_from, 0.2))
         bbox = BoundingBox3D(center=pose, size=Vector3(x=sx, y=sy, z=sz))
         out.detections.append(Detection3D(header=header, results=[hyp], bbox=bbox))
     return out
+
+
+def position_covariance(p: tuple[float, float, float], rel_sigma: float) -> list[float]:
+    """The 6x6 pose covariance (row-major) of a position known up to its distance along the viewing ray:
+    (rel_sigma * p)(rel_sigma * p)^T, plus 1 cm^2 so that it is invertible; orientation unknown (-1 on its
+    diagonal is not allowed in PoseWithCovariance, so a large variance)."""
+    v = np.asarray(p, np.float64) * rel_sigma
+    cov = np.zeros((6, 6))
+    cov[:3, :3] = np.outer(v, v) + np.eye(3) * 1e-4
+    cov[3:, 3:] = np.eye(3) * 1e6
+    return cov.ravel().tolist()
 
 
 def markers(header: Header, detections: list[Detection], k: Intrinsics, namespace: str) -> MarkerArray:
@@ -130,6 +143,7 @@ def markers(header: Header, detections: list[Detection], k: Intrinsics, namespac
         text_pose = Pose(position=Point(x=x, y=y - sy / 2 - 0.3, z=z), orientation=Quaternion(w=1.0))
         text = Marker(header=header, ns=namespace, id=2 * i + 1, type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
                       pose=text_pose, scale=Vector3(z=0.5), color=ColorRGBA(r=r, g=g, b=b, a=1.0),
-                      text=f"{d.label} {d.score:.2f} {d.distance:.1f}m")
+                      text=f"{d.label} {d.score:.2f} {d.distance:.1f}m" + (" (ground)" if d.distance_from == "ground"
+                                                                              else ""))
         out.markers += [cube, text]
     return out

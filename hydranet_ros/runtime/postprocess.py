@@ -35,7 +35,8 @@ class Detection:
     score: float
     class_index: int
     label: str
-    distance: float | None = None  # metres along the optical axis, from depth (None without depth)
+    distance: float | None = None  # metres along the optical axis (None without depth or ground contact)
+    distance_from: str = ""  # "ground": where the box stands on the road (mounting); "depth": the depth in the box
 
 
 @dataclass
@@ -153,7 +154,7 @@ def with_distance(d: Detection, r: FrameResult) -> Detection:
     assert r.depth is not None
     sx, sy = r.dense_size[0] / r.source_size[0], r.dense_size[1] / r.source_size[1]
     dist = box_distance(r.depth, (d.x1 * sx, d.y1 * sy, d.x2 * sx, d.y2 * sy))
-    return Detection(d.x1, d.y1, d.x2, d.y2, d.score, d.class_index, d.label, dist)
+    return Detection(d.x1, d.y1, d.x2, d.y2, d.score, d.class_index, d.label, dist, "depth" if dist else "")
 
 
 def box_position(d: Detection, k: Intrinsics) -> tuple[tuple[float, float, float], tuple[float, float, float]] | None:
