@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import OccupancyGrid
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
@@ -56,11 +57,12 @@ from hydranet_ros.ros import params as P
 from hydranet_ros.ros.inbox import Frame, FrameInbox
 from hydranet_ros.ros.monitor import ERROR, OK, WARN, CameraMonitor
 from hydranet_ros.ros.mounting import MountingSource
+from hydranet_ros.ros.outputs import occupancy_grid
 from hydranet_ros.ros.process import ros_process
-from hydranet_ros.ros.publishers import CameraPublishers
+from hydranet_ros.ros.publishers import OUTPUT_QOS, CameraPublishers
 from hydranet_ros.ros.transport import BEST_EFFORT, RELIABLE, SequenceGaps, input_reliability
 from hydranet_ros.runtime.engines import Engine, load_engine
-from hydranet_ros.runtime.ground import ground_contacts
+from hydranet_ros.runtime.ground import GridSpec, GroundGrid, fuse_grids, ground_contacts
 from hydranet_ros.runtime.pipeline import EngineFailure, Perception
 from hydranet_ros.runtime.postprocess import FrameResult
 from hydranet_ros.runtime.road_scale import DepthAnchor
@@ -111,6 +113,7 @@ class Camera:
         self.fallback_fx: float = values[f"cameras.{name}.fallback_fx"]
         self.mounting_param: list[float] = values[f"cameras.{name}.mounting"]
         self.anchor = DepthAnchor()  # this camera's running road scale
+        self.ground_grid = GroundGrid()  # its grid cells' pixels, for the current mounting
         self.monitor = CameraMonitor(name, self.image_topic)
         self.info: CameraInfo | None = None
         self.pubs: CameraPublishers | None = None
@@ -145,6 +148,7 @@ class HydraNetNode(LifecycleNode):
         self.worker: threading.Thread | None = None
         self.qos_timer: Any = None
         self.mountings: MountingSource | None = None
+        self.grid_pub: Any = None  # ~/drivable_grid: every camera's grid fused (several cameras)
         self.passes = 0
         self.batch_sizes: list[int] = []
         self.pass_times: deque[tuple[int, float]] = deque(maxlen=16)  # (batch size, s from decode to last publish)
@@ -185,8 +189,11 @@ class HydraNetNode(LifecycleNode):
             f"input {c.input_width}x{c.input_height}, tasks {', '.join(t.name for t in c.tasks)}; "
             f"loaded and warmed up in {time.monotonic() - t0:.1f} s"
         )
+        road_head = self.values["road_head"]
         for cam in self.cameras.values():
-            cam.pubs = CameraPublishers(self, cam.name, cam.frame_id, c, self.values["score_threshold"])
+            cam.pubs = CameraPublishers(self, cam.name, cam.frame_id, c, self.values["score_threshold"], road_head)
+        if len(self.cameras) > 1 and any(t.name == road_head for t in c.tasks):
+            self.grid_pub = self.create_publisher(OccupancyGrid, "~/drivable_grid", OUTPUT_QOS)
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -218,6 +225,9 @@ class HydraNetNode(LifecycleNode):
             if cam.pubs is not None:
                 cam.pubs.destroy()
             cam.pubs = None
+        if self.grid_pub is not None:
+            self.destroy_publisher(self.grid_pub)
+            self.grid_pub = None
         self._free_engine()
         return super().on_cleanup(state)
 
@@ -413,6 +423,7 @@ class HydraNetNode(LifecycleNode):
             self.passes += 1
             self.batch_sizes.append(p.batch_size)
         clock = self.get_clock()
+        grids: list[tuple[Any, Any]] = []  # (stamp, grid) of this pass's published frames
         for f, cam, frame in zip(frames, cams, p.frames, strict=True):
             if frame.error is not None:
                 why = f"{cam.image_topic}: {frame.error}"
@@ -433,19 +444,30 @@ class HydraNetNode(LifecycleNode):
             stamp_age_ms = (clock.now() - stamp).nanoseconds / 1e6
             # The input's header on every output (stamp unchanged; frame_id overridable).
             header = Header(stamp=f.msg.header.stamp, frame_id=cam.frame_id or f.msg.header.frame_id)
-            self._anchor_depth(cam, header.frame_id, frame.result)
+            self._on_the_ground(cam, header.frame_id, frame.result)
             assert cam.pubs is not None
-            cam.pubs.publish(header, frame.rgb, frame.result, cam.info, self.values["points_stride"])
+            cam.pubs.publish(header, frame.rgb, frame.result, cam.info, self.values["points_stride"],
+                             (self.values["base_frame"], self._grid_spec()))
+            if frame.result.grid is not None:
+                grids.append((f.msg.header.stamp, frame.result.grid))
             cam.monitor.stage("publish", _ms(t0))
             cam.monitor.published(age * 1000.0, stamp_age_ms)
+        if grids and self.grid_pub is not None and self.grid_pub.get_subscription_count() > 0:
+            stamp = max((g[0] for g in grids), key=lambda t: (t.sec, t.nanosec))
+            self.grid_pub.publish(occupancy_grid(Header(stamp=stamp, frame_id=self.values["base_frame"]),
+                                                 fuse_grids([g for _, g in grids]), self._grid_spec()))
         if p.batch_size:
             self.last_pass_end = time.monotonic()
             self.pass_times.append((p.batch_size, self.last_pass_end - t_pass))
 
-    def _anchor_depth(self, cam: Camera, frame_id: str, result: FrameResult) -> None:
+    def _grid_spec(self) -> GridSpec:
+        x0, x1, y0, y1 = self.values["grid_bounds_m"]
+        return GridSpec(self.values["grid_resolution_m"], x0, x1, y0, y1, self.values["grid_max_range_m"])
+
+    def _on_the_ground(self, cam: Camera, frame_id: str, result: FrameResult) -> None:
         """Where the camera's mounting is known (TF, else the parameter): depth_scale road/auto scales this frame's
-        depth by the road's, and boxes standing on the road get their ground-contact distance. Without one depth
-        keeps the network's scale, with a warning that says why."""
+        depth by the road's, boxes standing clear get their ground-contact distance, and the drivable grid is made
+        while someone listens. Without one depth keeps the network's scale, with a warning that says why."""
         mounting, why = None, "depth_scale is network"
         if self.mountings is not None:
             mounting, why = self.mountings.mounting(self.values["base_frame"], frame_id, cam.mounting_param)
@@ -459,8 +481,13 @@ class HydraNetNode(LifecycleNode):
         else:
             est = cam.anchor.apply(result, mounting, self.values["road_head"])
             cam.monitor.depth_scale = (est.scale, est.source, est.reason)
-        if mounting is not None:
-            ground_contacts(result, mounting)
+        if mounting is None:
+            return
+        ground_contacts(result, mounting)
+        road = result.masks.get(self.values["road_head"])
+        fused = self.grid_pub is not None and self.grid_pub.get_subscription_count() > 0
+        if road is not None and cam.pubs is not None and (cam.pubs.wanted("drivable_grid") or fused):
+            result.grid = cam.ground_grid.grid(road > 0, result.dense_intrinsics, mounting, self._grid_spec())
 
     def _note_focal_source(self, cam: Camera, source: str) -> None:
         cam.monitor.focal_source = source

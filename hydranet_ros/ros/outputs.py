@@ -7,8 +7,11 @@ a dense output describes that output's resolution exactly (K, P and ROI scaled, 
 
 from __future__ import annotations
 
+import array
+
 import numpy as np
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
+from nav_msgs.msg import OccupancyGrid
 from sensor_msgs.msg import CameraInfo, PointCloud2, PointField, RegionOfInterest
 from std_msgs.msg import ColorRGBA, Header
 from vision_msgs.msg import (
@@ -26,7 +29,7 @@ from vision_msgs.msg import (
 from visualization_msgs.msg import Marker, MarkerArray
 
 from hydranet_ros.core.geometry import Intrinsics
-from hydranet_ros.runtime.ground import DISTANCE_REL_SIGMA
+from hydranet_ros.runtime.ground import DISTANCE_REL_SIGMA, GridSpec
 from hydranet_ros.runtime.overlay import BOX_COLOURS
 from hydranet_ros.runtime.postprocess import Detection, FrameResult, box_position
 
@@ -113,6 +116,17 @@ def detections_3d(header: Header, detections: list[Detection], k: Intrinsics) ->
         bbox = BoundingBox3D(center=pose, size=Vector3(x=sx, y=sy, z=sz))
         out.detections.append(Detection3D(header=header, results=[hyp], bbox=bbox))
     return out
+
+
+def occupancy_grid(header: Header, grid: np.ndarray, spec: GridSpec) -> OccupancyGrid:
+    """A bird's-eye grid (int8 [rows along y, columns along x], runtime/ground.py values) in header.frame_id."""
+    msg = OccupancyGrid(header=header)
+    msg.info.resolution = float(spec.resolution)
+    msg.info.height, msg.info.width = (int(n) for n in grid.shape)
+    msg.info.origin = Pose(position=Point(x=spec.x_min, y=spec.y_min, z=0.0), orientation=Quaternion(w=1.0))
+    msg.info.map_load_time = header.stamp
+    msg.data = array.array("b", np.ascontiguousarray(grid, np.int8).tobytes())
+    return msg
 
 
 def position_covariance(p: tuple[float, float, float], rel_sigma: float) -> list[float]:

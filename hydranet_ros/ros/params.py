@@ -33,6 +33,12 @@ CAMERA_DEFAULTS = "camera_defaults"  # camera_defaults.<key>: what a camera has 
 AUTO = "auto"
 
 
+def _grid_bounds_problem(b: list) -> str | None:
+    if len(b) != 4 or not (b[0] < b[1] and b[2] < b[3]):
+        return f"must be [x_min, x_max, y_min, y_max] with x_min < x_max and y_min < y_max, got {b!r}"
+    return None
+
+
 def _mounting_problem(pose: list) -> str | None:
     if not pose:
         return None
@@ -82,7 +88,13 @@ SCHEMA: tuple[Param, ...] = (
     Param("depth_scale", str, "metric scale of depth: road (per frame, from the drivable area's road pixels and "
           "the camera's mounting), network (the model's own), or auto (road where the mounting is known)",
           choices=(AUTO, "road", "network")),
-    Param("road_head", str, "the segmentation head whose non-zero classes are drivable road (depth_scale road)"),
+    Param("road_head", str, "the segmentation head whose non-zero classes are drivable road (depth_scale road, "
+          "drivable_grid)"),
+    Param("grid_resolution_m", float, "drivable_grid: cell size in metres", min=0.05, max=5.0),
+    Param("grid_bounds_m", list, "drivable_grid: [x_min, x_max, y_min, y_max] in base_frame, metres (x forward, "
+          "y left)", item=float, rule=_grid_bounds_problem),
+    Param("grid_max_range_m", float, "drivable_grid: cells further from the camera than this stay unknown", min=1.0,
+          max=500.0),
     Param("max_age_ms", int, "live mode: no result is published more than this long after its frame reached the "
           "node (DDS reception to publication); frames that cannot make it are dropped as stale", min=1,
           max=60_000),

@@ -11,6 +11,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from nav_msgs.msg import OccupancyGrid
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 from std_msgs.msg import Header
@@ -20,6 +21,7 @@ from visualization_msgs.msg import MarkerArray
 from hydranet_ros.core.contract import ModelContract, Task
 from hydranet_ros.ros import outputs as out
 from hydranet_ros.ros.convert import numpy_to_image
+from hydranet_ros.runtime.ground import GridSpec
 from hydranet_ros.runtime.overlay import render_overlay
 from hydranet_ros.runtime.postprocess import FrameResult, depth_to_points
 
@@ -63,11 +65,11 @@ PUBLISHERS: dict[str, KindPublisher] = {
 
 class CameraPublishers:
     """`~/<camera>/<head>` per head (+ `<head>/camera_info` for depth, `<head>/label_info` for heads with classes),
-    `points` (from the first depth head), `detections_3d` and `markers` (with a depth and a detection head), and
-    `overlay`."""
+    `points` (from the first depth head), `detections_3d` and `markers` (with a depth and a detection head),
+    `drivable_grid` (with the road head), and `overlay`."""
 
     def __init__(self, node: Any, camera: str, frame_id: str, contract: ModelContract,
-                 score_threshold: float) -> None:
+                 score_threshold: float, road_head: str = "") -> None:
         self.node = node
         self.camera = camera
         base = f"~/{camera}"
@@ -88,6 +90,8 @@ class CameraPublishers:
                     out.label_info(Header(frame_id=frame_id), task.classes, threshold))
         if contract.tasks_of_type("depth"):
             create("points", PointCloud2)
+        if any(t.name == road_head and t.type == "segmentation" for t in contract.tasks):
+            create("drivable_grid", OccupancyGrid)
         create("overlay", Image)
         if contract.tasks_of_type("detection") and contract.tasks_of_type("depth"):
             create("detections_3d", Detection3DArray)
@@ -99,8 +103,9 @@ class CameraPublishers:
         return name in self.pubs and self.pubs[name].get_subscription_count() > 0
 
     def publish(self, header: Header, rgb: np.ndarray, r: FrameResult, info: CameraInfo | None,
-                points_stride: int) -> None:
-        """Every output of one frame, each with `header` (the camera's stamp)."""
+                points_stride: int, grid: tuple[str, GridSpec] | None = None) -> None:
+        """Every output of one frame, each with `header` (the camera's stamp); the drivable grid (when the result
+        has one) in `grid`'s frame (base_frame) with its spec."""
         pubs = self.pubs
         for task in self.tasks:
             PUBLISHERS[task.type].publish(pubs, task, r, header, info)
@@ -113,6 +118,9 @@ class CameraPublishers:
             pubs["detections_3d"].publish(out.detections_3d(header, all_boxes, r.source_intrinsics))
         if self.wanted("markers"):
             pubs["markers"].publish(out.markers(header, all_boxes, r.source_intrinsics, f"hydranet/{self.camera}"))
+        if r.grid is not None and grid is not None and "drivable_grid" in pubs:
+            pubs["drivable_grid"].publish(out.occupancy_grid(Header(stamp=header.stamp, frame_id=grid[0]), r.grid,
+                                                             grid[1]))
         if self.wanted("overlay"):
             pubs["overlay"].publish(numpy_to_image(render_overlay(rgb, r), "rgb8", header))
 

@@ -50,6 +50,7 @@ class FrameResult:
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # task -> uint8 class ids, dense_size
     depths: dict[str, np.ndarray] = field(default_factory=dict)  # task -> float32 metres, dense_size; +inf: beyond
     detections: dict[str, list[Detection]] = field(default_factory=dict)  # task -> boxes, best first
+    grid: np.ndarray | None = None  # int8 bird's-eye drivable grid in base_frame (runtime/ground.py), when asked
 
     @property
     def depth(self) -> np.ndarray | None:
