@@ -1,4 +1,5 @@
-"""The bird's-eye drivable grid against the simulator's exact labels (issue 15), on the sim val frames.
+"""The bird's-eye drivable grid and the lane polylines against the simulator's exact labels (issue 15), on the sim
+val frames.
 
     .venv/bin/python bench/drivable_grid.py [MODEL] [--manifest runs/default/data/sim_val.jsonl] [--frames N]
 
@@ -6,8 +7,10 @@ Each frame goes through the node's pipeline (runtime.pipeline.Perception) with t
 mounting is the frame's own camera pose (frames.jsonl: height, pitch, roll). The grid (runtime.ground.GroundGrid,
 0.2 m cells, 0-40 m ahead, +-20 m, within 30 m of the camera) from the model's drivable-area mask is compared with
 the grid of the true road pixels (semantic road and lane lines) projected the same way: IoU of the free cells over
-the cells both see. As a check of the mounting's conventions, the road scale of the TRUE depth (should be 1) is
-reported too. Prints a table, writes OUT/drivable_grid.json.
+the cells both see. Lane polylines (runtime.lanes) from the model's lane-lines mask against the true lane-line
+pixels projected to the ground within 3-30 m: the share of those points within 1 m of a polyline, and their mean
+lateral distance to it. As a check of the mounting's conventions, the road scale of the TRUE depth (should be 1)
+is reported too. Prints the figures, writes OUT/drivable_grid.json.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from hydranet_ros.core.mounting import Mounting
 from hydranet_ros.runtime.contract import load_contract
 from hydranet_ros.runtime.engines import load_engine
 from hydranet_ros.runtime.ground import FREE, UNKNOWN, GridSpec, GroundGrid
+from hydranet_ros.runtime.lanes import ground_points, lane_lines
 from hydranet_ros.runtime.pipeline import Perception
 from hydranet_ros.runtime.road_scale import RoadScaleOptions, frame_scale
 
@@ -63,7 +67,7 @@ def main() -> int:
     model = args.model or default_model_path()
     perception = Perception(load_engine(model, threads=2), load_contract(model))
     spec = GridSpec()
-    ious, scales = [], []
+    ious, scales, lane_cover, lane_err, lane_counts = [], [], [], [], []
     truth_grid, pred_grid = GroundGrid(), GroundGrid()
     for i, stem in enumerate(stems):
         mounting = sim_mounting(poses[stem])
@@ -77,6 +81,18 @@ def main() -> int:
         inter = np.sum(both & (truth == FREE) & (pred == FREE))
         union = np.sum(both & ((truth == FREE) | (pred == FREE)))
         ious.append(inter / union if union else math.nan)
+        lines = lane_lines(r.masks["lane_lines"] > 0, r.dense_intrinsics, mounting)
+        lane_counts.append(len(lines))
+        truth_lanes = ground_points(semantic == 2, SIM_K, mounting)
+        truth_lanes = truth_lanes[(truth_lanes[:, 0] >= 3) & (truth_lanes[:, 0] <= 30)]
+        if len(truth_lanes):
+            gap = np.full(len(truth_lanes), np.inf)
+            for line in lines:
+                on = (truth_lanes[:, 0] >= line.x_min) & (truth_lanes[:, 0] <= line.x_max)
+                gap[on] = np.minimum(gap[on], np.abs(truth_lanes[on, 1] - line.y(truth_lanes[on, 0])))
+            lane_cover.append(float(np.mean(gap <= 1.0)))
+            if (gap <= 1.0).any():
+                lane_err.append(float(np.mean(gap[gap <= 1.0])))
         depth = cv2.imread(str(sim / "depth" / f"{stem}.png"), cv2.IMREAD_UNCHANGED).astype(np.float32) / 256
         ground = mounting.ground_depth(SIM_K, (depth.shape[1], depth.shape[0]))
         scale, _, _ = frame_scale(np.where(depth > 0, depth, np.nan), semantic == 1, ground, RoadScaleOptions())
@@ -86,11 +102,16 @@ def main() -> int:
     report = {"model": str(model), "frames": len(stems), "grid": spec.__dict__,
               "free_iou_mean": float(np.nanmean(ious)), "free_iou_median": float(np.nanmedian(ious)),
               "free_iou_min": float(np.nanmin(ious)),
+              "lanes_per_frame": float(np.mean(lane_counts)), "lane_points_within_1m": float(np.mean(lane_cover)),
+              "lane_lateral_error_m": float(np.mean(lane_err)),
               "true_depth_road_scale_median": float(np.nanmedian(scales)),
               "true_depth_road_scale_range": [float(np.nanmin(scales)), float(np.nanmax(scales))]}
     print(f"sim val, {len(stems)} frames, {model.name}: drivable grid vs the true road, free-cell IoU within "
           f"{spec.max_range:g} m: mean {report['free_iou_mean']:.3f}, median {report['free_iou_median']:.3f}, "
           f"min {report['free_iou_min']:.3f}")
+    print(f"lane polylines: {report['lanes_per_frame']:.1f} per frame; {report['lane_points_within_1m']:.2f} of the "
+          f"true lane-line points within 3-30 m lie within 1 m of one, {report['lane_lateral_error_m']:.3f} m from "
+          "it (mean)")
     print(f"check of the mounting conventions: road scale of the true depth, median "
           f"{report['true_depth_road_scale_median']:.4f} (range {report['true_depth_road_scale_range'][0]:.3f}-"
           f"{report['true_depth_road_scale_range'][1]:.3f}); 1 is right")

@@ -150,3 +150,50 @@ def test_boxes_standing_on_the_ground_take_its_distance_and_hidden_ones_keep_the
     # detections_3d: the position's covariance states the source, along the viewing ray.
     cov = np.array(position_covariance((1.0, 0.5, 10.0), DISTANCE_REL_SIGMA["ground"])).reshape(6, 6)
     assert math.sqrt(cov[2, 2] - 1e-4) == pytest.approx(0.9) and cov[0, 2] == pytest.approx(0.09 * 0.9)
+
+
+def test_lane_lines_are_found_as_polylines_through_dashes_and_curves():
+    from hydranet_ros.runtime.lanes import LaneOptions, find_lines, lane_lines
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(3, 40, 6000)
+    dashed = (x % 12.0) < 3.0  # 3 m of paint, 9 m of gap
+    left = np.stack([x, 1.8 + 0.002 * x * x + rng.normal(0, 0.03, x.size)], 1)[dashed]
+    right = np.stack([x, -1.7 + 0.002 * x * x + rng.normal(0, 0.03, x.size)], 1)
+    clutter = np.stack([rng.uniform(3, 40, 40), rng.uniform(-8, 8, 40)], 1)
+    lines = find_lines(np.concatenate([left, right, clutter]), LaneOptions())
+    assert len(lines) == 2
+    near, far = sorted(lines, key=lambda line: line.coefficients[0])
+    assert near.coefficients == pytest.approx((-1.7, 0.0, 0.002), abs=0.03)
+    assert far.coefficients[0] == pytest.approx(1.8, abs=0.1) and far.coefficients[2] == pytest.approx(0.002, abs=3e-4)
+    assert far.x_max > 30 and near.confidence > far.confidence  # dashes: the gaps lower the confidence
+    xs = np.linspace(near.x_min, near.x_max, 20)
+    np.testing.assert_allclose(near.polyline()[:, 1], near.y(near.polyline()[:, 0]))
+    assert np.abs(near.y(xs) - (-1.7 + 0.002 * xs * xs)).max() < 0.1
+    # From an image: a camera 1.5 m up sees a straight line 1.8 m to its left.
+    m = Mounting.from_pose([0, 0, 1.5, 0, 0, 0])
+    mask = np.zeros((720, 1280), bool)
+    for depth in np.linspace(4, 35, 400):
+        u, v = K.fx * -1.8 / depth + K.cx, K.fy * 1.5 / depth + K.cy
+        mask[int(round(v)), int(round(u)) - 2:int(round(u)) + 3] = True
+    (line,) = lane_lines(mask, K, m)
+    assert line.coefficients[0] == pytest.approx(1.8, abs=0.05) and abs(line.coefficients[1]) < 0.01
+
+
+def test_grids_fuse_conservatively_and_cells_outside_the_view_stay_unknown():
+    from hydranet_ros.runtime.ground import FREE, OCCUPIED, UNKNOWN, GridSpec, GroundGrid, fuse_grids
+
+    a = np.array([[FREE, FREE, UNKNOWN, OCCUPIED]], np.int8)
+    b = np.array([[FREE, OCCUPIED, UNKNOWN, UNKNOWN]], np.int8)
+    np.testing.assert_array_equal(fuse_grids([a, b]), [[FREE, OCCUPIED, UNKNOWN, OCCUPIED]])
+    # A level camera 1.5 m up, the road everywhere below the horizon: free ahead within range, unknown behind it,
+    # beside its field of view and beyond max_range.
+    m = Mounting.from_pose([0, 0, 1.5, 0, 0, 0])
+    road = np.zeros((720, 1280), bool)
+    road[361:] = True
+    spec = GridSpec(resolution=1.0, x_min=-10, x_max=50, y_min=-20, y_max=20, max_range=30)
+    g = GroundGrid().grid(road, K, m, spec)
+    assert g.shape == (40, 60)
+    assert (g[18:22, 15:35] == FREE).all()  # x 5-25 m, y +-2 m
+    assert (g[:, :10] == UNKNOWN).all() and (g[:, 41:] == UNKNOWN).all()  # behind; beyond 30 m
+    assert g[0, 12] == UNKNOWN  # 20 m to the side at 2 m ahead: outside the 85 deg field of view

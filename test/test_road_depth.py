@@ -140,13 +140,14 @@ def test_road_scale_improves_near_depth_on_kitti_frames_never_trained_on(shared_
 
 
 def test_the_drivable_grid_is_published_per_camera_and_fused_while_subscribed(ros, rclpy_node):
-    """Two mounted cameras (the same freeway frame; the second 2 m to the left): each camera's OccupancyGrid in
-    base_link, and the fused one, with the lane ahead free and the cells under the bonnet unknown."""
+    """Two mounted cameras (the same freeway frame and mounting, so that their grids must agree): each camera's
+    OccupancyGrid in base_link, and the fused one, with the lane ahead free and the cells under the bonnet
+    unknown."""
     from nav_msgs.msg import OccupancyGrid
 
     node = rclpy_node
     cams = {"front": {**CAMERA, "mounting": [0.0, 0.0, 1.5, 0.0, 0.03, 0.0]},
-            "left": {"camera_info_topic": "/camera/left/camera_info", "mounting": [0.0, 2.0, 1.5, 0.0, 0.03, 0.0]}}
+            "left": {"camera_info_topic": "/camera/left/camera_info", "mounting": [0.0, 0.0, 1.5, 0.0, 0.03, 0.0]}}
     start_node(ros, MODEL, cams, "node_grid", grid_resolution_m=0.5, grid_bounds_m=[0.0, 30.0, -10.0, 10.0])
     grids: dict[str, list[OccupancyGrid]] = {"front": [], "left": [], "fused": []}
     for name, topic in (("front", "/hydranet/front/drivable_grid"), ("left", "/hydranet/left/drivable_grid"),
@@ -164,18 +165,45 @@ def test_the_drivable_grid_is_published_per_camera_and_fused_while_subscribed(ro
         assert (g.info.width, g.info.height) == (60, 40) and g.info.origin.position.y == pytest.approx(-10.0)
         cells = np.array(g.data, np.int8).reshape(40, 60)
         assert set(np.unique(cells)) <= {-1, 0, 100}
-        ahead = cells[18:22, 16:30]  # y within +-1 m of the front camera, 8-15 m ahead: its lane
-        if name != "left":
-            assert (ahead == 0).mean() > 0.8, (name, ahead)
+        ahead = cells[18:22, 16:30]  # y within +-1 m of the camera, 8-15 m ahead: its lane
+        assert (ahead == 0).mean() > 0.8, (name, ahead)
         assert (cells[:, :4] == -1).all()  # under the bonnet: not seen
-    front, fused = (np.array(grids[k][-1].data, np.int8) for k in ("front", "fused"))
-    assert ((fused == 100) >= (front == 100)).all()  # a cell one camera sees occupied stays occupied
+    front, left, fused = (np.array(grids[k][-1].data, np.int8) for k in ("front", "left", "fused"))
+    np.testing.assert_array_equal(front, left)
+    np.testing.assert_array_equal(fused, front)  # agreeing cameras fuse to what they agree on
 
 
-def test_the_grid_matches_the_simulators_true_road_and_the_mounting_conventions_hold(shared_assets, tmp_path):
+def test_lane_polylines_are_published_in_base_link_with_their_fit(ros, rclpy_node):
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    node = rclpy_node
+    start_node(ros, MODEL, {"front": {**CAMERA, "mounting": [0.0, 0.0, 1.4, 0.0, 0.03, 0.0]}}, "node_lanes")
+    lanes: list[MarkerArray] = []
+    wait_for_publishers(node, "/hydranet/front/lane_polylines", timeout=60)
+    node.create_subscription(MarkerArray, "/hydranet/front/lane_polylines", lanes.append, 10)
+    start_rig(ros, "rig_lanes", rate=3, count=0, wait_for=["/camera/front/image_raw"], streams=[STREAM])
+    spin_until(node, lambda: lanes, 60.0, "lane polylines")
+    markers = lanes[-1].markers
+    assert markers[0].action == Marker.DELETEALL  # no line of an earlier frame lingers
+    strips = markers[1:]
+    assert len(strips) >= 2, strips  # the freeway frame: at least the ego lane's two lines
+    for m in strips:
+        assert m.header.frame_id == "base_link" and m.type == Marker.LINE_STRIP and len(m.points) >= 2
+        conf, _, coeffs, extent = m.text.split("; ")
+        c0, c1, c2 = (float(v) for v in coeffs.split())
+        x_min, x_max = (float(v) for v in extent.split())
+        assert 0 < float(conf.split()[1]) <= 1 and 0 < x_min < x_max <= 40
+        for p in m.points:  # the polyline is the fit, on the ground
+            assert p.z == 0.0 and p.y == pytest.approx(c0 + c1 * p.x + c2 * p.x * p.x, abs=1e-2)
+    offsets = sorted(float(m.text.split("; ")[2].split()[0]) for m in strips)
+    assert any(o < 0 for o in offsets) and any(o > 0 for o in offsets)  # lines on both sides of the camera
+
+
+def test_grid_and_lanes_match_the_simulators_truth_and_the_mounting_conventions_hold(shared_assets, tmp_path):
     """bench/drivable_grid.py on sim frames with each frame's own camera pose: the grid from the model's drivable
-    area against the true road projected the same way (IoU of free cells within 30 m), and the road scale of the
-    simulator's exact depth, which is 1 only if the mounting's pitch, height and optical axes are right."""
+    area against the true road projected the same way (IoU of free cells within 30 m), the lane polylines against
+    the true lane-line pixels on the ground (lateral error), and the road scale of the simulator's exact depth,
+    which is 1 only if the mounting's pitch, height and optical axes are right."""
     import subprocess
     import sys
 
@@ -186,3 +214,4 @@ def test_the_grid_matches_the_simulators_true_road_and_the_mounting_conventions_
     report = json.loads((tmp_path / "drivable_grid.json").read_text())
     assert report["frames"] == 20 and report["free_iou_mean"] >= 0.8, report
     assert report["true_depth_road_scale_median"] == pytest.approx(1.0, abs=0.01), report
+    assert report["lane_lateral_error_m"] <= 0.25 and report["lane_points_within_1m"] >= 0.7, report

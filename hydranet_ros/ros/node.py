@@ -63,6 +63,7 @@ from hydranet_ros.ros.publishers import OUTPUT_QOS, CameraPublishers
 from hydranet_ros.ros.transport import BEST_EFFORT, RELIABLE, SequenceGaps, input_reliability
 from hydranet_ros.runtime.engines import Engine, load_engine
 from hydranet_ros.runtime.ground import GridSpec, GroundGrid, fuse_grids, ground_contacts
+from hydranet_ros.runtime.lanes import lane_lines
 from hydranet_ros.runtime.pipeline import EngineFailure, Perception
 from hydranet_ros.runtime.postprocess import FrameResult
 from hydranet_ros.runtime.road_scale import DepthAnchor
@@ -191,7 +192,8 @@ class HydraNetNode(LifecycleNode):
         )
         road_head = self.values["road_head"]
         for cam in self.cameras.values():
-            cam.pubs = CameraPublishers(self, cam.name, cam.frame_id, c, self.values["score_threshold"], road_head)
+            cam.pubs = CameraPublishers(self, cam.name, cam.frame_id, c, self.values["score_threshold"], road_head,
+                                        self.values["lane_head"])
         if len(self.cameras) > 1 and any(t.name == road_head for t in c.tasks):
             self.grid_pub = self.create_publisher(OccupancyGrid, "~/drivable_grid", OUTPUT_QOS)
         return super().on_configure(state)
@@ -466,8 +468,9 @@ class HydraNetNode(LifecycleNode):
 
     def _on_the_ground(self, cam: Camera, frame_id: str, result: FrameResult) -> None:
         """Where the camera's mounting is known (TF, else the parameter): depth_scale road/auto scales this frame's
-        depth by the road's, boxes standing clear get their ground-contact distance, and the drivable grid is made
-        while someone listens. Without one depth keeps the network's scale, with a warning that says why."""
+        depth by the road's, boxes standing clear get their ground-contact distance, and the drivable grid and the
+        lane polylines are made while someone listens. Without one depth keeps the network's scale, with a warning
+        that says why."""
         mounting, why = None, "depth_scale is network"
         if self.mountings is not None:
             mounting, why = self.mountings.mounting(self.values["base_frame"], frame_id, cam.mounting_param)
@@ -488,6 +491,9 @@ class HydraNetNode(LifecycleNode):
         fused = self.grid_pub is not None and self.grid_pub.get_subscription_count() > 0
         if road is not None and cam.pubs is not None and (cam.pubs.wanted("drivable_grid") or fused):
             result.grid = cam.ground_grid.grid(road > 0, result.dense_intrinsics, mounting, self._grid_spec())
+        lanes = result.masks.get(self.values["lane_head"])
+        if lanes is not None and cam.pubs is not None and cam.pubs.wanted("lane_polylines"):
+            result.lanes = lane_lines(lanes > 0, result.dense_intrinsics, mounting)
 
     def _note_focal_source(self, cam: Camera, source: str) -> None:
         cam.monitor.focal_source = source

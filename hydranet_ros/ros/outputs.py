@@ -30,6 +30,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from hydranet_ros.core.geometry import Intrinsics
 from hydranet_ros.runtime.ground import DISTANCE_REL_SIGMA, GridSpec
+from hydranet_ros.runtime.lanes import LaneLine
 from hydranet_ros.runtime.overlay import BOX_COLOURS
 from hydranet_ros.runtime.postprocess import Detection, FrameResult, box_position
 
@@ -127,6 +128,23 @@ def occupancy_grid(header: Header, grid: np.ndarray, spec: GridSpec) -> Occupanc
     msg.info.map_load_time = header.stamp
     msg.data = array.array("b", np.ascontiguousarray(grid, np.int8).tobytes())
     return msg
+
+
+def lane_markers(header: Header, lines: list[LaneLine]) -> MarkerArray:
+    """Lane lines for RViz and for programs: DELETEALL, then per line a LINE_STRIP in header.frame_id (base_frame)
+    with a point every metre, id = its rank by lateral offset (0: the nearest), colour alpha = its confidence, and
+    `text` = "confidence C; y = c0 + c1 x + c2 x^2; c0 c1 c2; x_min x_max" (the fit, machine-readable)."""
+    out = MarkerArray(markers=[Marker(header=header, ns="lane_lines", action=Marker.DELETEALL)])
+    for i, line in enumerate(lines):
+        c0, c1, c2 = line.coefficients
+        m = Marker(header=header, ns="lane_lines", id=i, type=Marker.LINE_STRIP, action=Marker.ADD,
+                   pose=Pose(orientation=Quaternion(w=1.0)), scale=Vector3(x=0.15),
+                   color=ColorRGBA(r=1.0, g=0.85, b=0.1, a=max(0.2, float(line.confidence))),
+                   text=f"confidence {line.confidence:.2f}; y = c0 + c1 x + c2 x^2; {c0:.4f} {c1:.5f} {c2:.6f}; "
+                        f"{line.x_min:.2f} {line.x_max:.2f}")
+        m.points = [Point(x=float(x), y=float(y), z=0.0) for x, y in line.polyline()]
+        out.markers.append(m)
+    return out
 
 
 def position_covariance(p: tuple[float, float, float], rel_sigma: float) -> list[float]:

@@ -90,6 +90,7 @@ SCHEMA: tuple[Param, ...] = (
           choices=(AUTO, "road", "network")),
     Param("road_head", str, "the segmentation head whose non-zero classes are drivable road (depth_scale road, "
           "drivable_grid)"),
+    Param("lane_head", str, "the segmentation head whose non-zero classes are lane markings (lane_polylines)"),
     Param("grid_resolution_m", float, "drivable_grid: cell size in metres", min=0.05, max=5.0),
     Param("grid_bounds_m", list, "drivable_grid: [x_min, x_max, y_min, y_max] in base_frame, metres (x forward, "
           "y left)", item=float, rule=_grid_bounds_problem),

@@ -66,10 +66,10 @@ PUBLISHERS: dict[str, KindPublisher] = {
 class CameraPublishers:
     """`~/<camera>/<head>` per head (+ `<head>/camera_info` for depth, `<head>/label_info` for heads with classes),
     `points` (from the first depth head), `detections_3d` and `markers` (with a depth and a detection head),
-    `drivable_grid` (with the road head), and `overlay`."""
+    `drivable_grid` (with the road head), `lane_polylines` (with the lane head), and `overlay`."""
 
     def __init__(self, node: Any, camera: str, frame_id: str, contract: ModelContract,
-                 score_threshold: float, road_head: str = "") -> None:
+                 score_threshold: float, road_head: str = "", lane_head: str = "") -> None:
         self.node = node
         self.camera = camera
         base = f"~/{camera}"
@@ -92,6 +92,8 @@ class CameraPublishers:
             create("points", PointCloud2)
         if any(t.name == road_head and t.type == "segmentation" for t in contract.tasks):
             create("drivable_grid", OccupancyGrid)
+        if any(t.name == lane_head and t.type == "segmentation" for t in contract.tasks):
+            create("lane_polylines", MarkerArray)
         create("overlay", Image)
         if contract.tasks_of_type("detection") and contract.tasks_of_type("depth"):
             create("detections_3d", Detection3DArray)
@@ -105,7 +107,7 @@ class CameraPublishers:
     def publish(self, header: Header, rgb: np.ndarray, r: FrameResult, info: CameraInfo | None,
                 points_stride: int, grid: tuple[str, GridSpec] | None = None) -> None:
         """Every output of one frame, each with `header` (the camera's stamp); the drivable grid (when the result
-        has one) in `grid`'s frame (base_frame) with its spec."""
+        has one) and the lane polylines in `grid`'s frame (base_frame), the grid with its spec."""
         pubs = self.pubs
         for task in self.tasks:
             PUBLISHERS[task.type].publish(pubs, task, r, header, info)
@@ -121,6 +123,8 @@ class CameraPublishers:
         if r.grid is not None and grid is not None and "drivable_grid" in pubs:
             pubs["drivable_grid"].publish(out.occupancy_grid(Header(stamp=header.stamp, frame_id=grid[0]), r.grid,
                                                              grid[1]))
+        if r.lanes is not None and grid is not None and "lane_polylines" in pubs:
+            pubs["lane_polylines"].publish(out.lane_markers(Header(stamp=header.stamp, frame_id=grid[0]), r.lanes))
         if self.wanted("overlay"):
             pubs["overlay"].publish(numpy_to_image(render_overlay(rgb, r), "rgb8", header))
 

@@ -51,6 +51,7 @@ class FrameResult:
     depths: dict[str, np.ndarray] = field(default_factory=dict)  # task -> float32 metres, dense_size; +inf: beyond
     detections: dict[str, list[Detection]] = field(default_factory=dict)  # task -> boxes, best first
     grid: np.ndarray | None = None  # int8 bird's-eye drivable grid in base_frame (runtime/ground.py), when asked
+    lanes: list | None = None  # runtime.lanes.LaneLine polylines in base_frame, when asked
 
     @property
     def depth(self) -> np.ndarray | None:
