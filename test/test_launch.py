@@ -180,7 +180,8 @@ def test_rviz_config_shows_only_real_topics_in_the_published_frame():
     displays = _displays(manager["Displays"])
     camera_input = "/camera/front/image_raw"
     outputs = {f"/hydranet/front/{t}" for t in ("drivable_area", "lane_lines", "depth", "depth/camera_info",
-                                                "detections", "overlay", "points", "detections_3d", "markers")}
+                                                "detections", "overlay", "points", "detections_3d", "markers",
+                                                "drivable_grid", "lane_polylines")}
     topics = {}
     for d in displays:
         assert {"Class", "Name", "Enabled", "Value"} <= set(d), d
@@ -195,7 +196,8 @@ def test_rviz_config_shows_only_real_topics_in_the_published_frame():
     assert topics[camera_input] == ("Image", "Best Effort")
     assert topics["/hydranet/front/overlay"][0] == topics["/hydranet/front/depth"][0] == "Image"
     assert topics["/hydranet/front/points"][0] == "PointCloud2"
-    assert topics["/hydranet/front/markers"][0] == "MarkerArray"
+    assert topics["/hydranet/front/markers"][0] == topics["/hydranet/front/lane_polylines"][0] == "MarkerArray"
+    assert topics["/hydranet/front/drivable_grid"][0] == "Map"
     assert "Grid" in {d["Class"].split("/")[1] for d in displays}
     (cloud,) = [d for d in displays if d["Class"].endswith("/PointCloud2")]
     assert cloud["Color Transformer"] == "RGB8"  # the node publishes x, y, z, rgb
