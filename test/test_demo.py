@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from hydranet_ros.bags.report.panels import MAX_SHEET_WIDTH
 from hydranet_ros.bags.rosbag import open_reader
 from hydranet_ros.tools.demo import SAMPLE_BAG
 
@@ -84,20 +85,27 @@ def test_the_report_has_the_right_sizes_and_real_content(demo_run):
         frames.append(frame)
     assert len(frames) == 44
     h, w = frames[0].shape[:2]
-    assert h >= 360 and w >= 4 * 640  # four 640x360 panels of a 16:9 camera side by side, plus titles
+    # Five 640x360 panels of a 16:9 camera side by side, plus titles: the sample drive has a mounting (the
+    # demo's estimate), so the bird's-eye panel is there.
+    assert h >= 360 and w >= 5 * 640
 
     sheet = cv2.imread(str(report / "contact_sheet.png"))
-    assert sheet.shape[1] == w and sheet.shape[0] > 6 * h * 0.9  # six rows of the video's frame layout
+    scale = min(1.0, MAX_SHEET_WIDTH / w)
+    assert sheet.shape[1] == round(w * scale) and sheet.shape[0] > 6 * h * scale * 0.9  # six rows of the layout
 
-    # The panels of one frame: camera | drivable + lanes | depth | boxes, 1/4 of the width each.
+    # The panels of one frame: camera | drivable + lanes | depth | boxes | bird's eye, 1/5 of the width each.
     frame = frames[20].astype(np.int16)
-    panel = w // 4
+    panel = w // 5
     lower = slice(h // 2, h - 10)
     camera, seg, depth = (frame[lower, i * panel + 10:(i + 1) * panel - 10] for i in range(3))
     tinted = np.abs(seg - camera).sum(axis=2) > 40
     assert 0.10 < tinted.mean() < 0.9, "the drivable area tints part of the road in the lower half"
     assert seg[..., 1][tinted].mean() > camera[..., 1][tinted].mean(), "the tint is green"
     assert depth.std() > 10, "the depth colour map is not constant"
+    bev = frame[lower, 4 * panel + 10:w - 10]
+    green = (bev[..., 1] > 140) & (bev[..., 0] < 120) & (bev[..., 2] < 120)  # GRID_COLOURS free (BGR here)
+    assert green.mean() > 0.02, "the bird's-eye panel shows drivable cells"
+    assert summary["frames"] == 44 and "camera mounting" in proc.stdout
 
     # The latency summary comes from the node's /diagnostics: every stage measured, all 44 frames received.
     front = summary["cameras"]["front"]

@@ -31,6 +31,10 @@ from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 SAMPLE_BAG = SAMPLES / "udacity_drive"
+# Where the sample drive's camera sits, estimated from its frames (no record of it exists): the pitch that makes the
+# ego lane's two lines parallel on the ground (-0.03 rad, a little above level), the height that makes them 3.66 m
+# apart, a US freeway lane (1.2 m). The demo's bird's-eye view and road-anchored depth rest on this estimate.
+SAMPLE_MOUNTING = (0.0, 0.0, 1.2, 0.0, -0.03, 0.0)
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 # Not recorded unless asked: at 720p the overlay (2.7 MB) and the point cloud (~1 MB) would be most of the bag,
 # and the node renders them only for subscribers, so leaving them out also keeps the demo fast.
@@ -48,6 +52,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None,
                    help="video or image folder: stop after N frames (default: all)")
     p.add_argument("--model", type=Path, default=None, help="model .onnx (default: the package's default model)")
+    p.add_argument("--mounting", default=None, metavar="X,Y,Z,ROLL,PITCH,YAW",
+                   help="where the camera sits (its body frame in base_link; metres, radians; positive pitch looks "
+                        "down): depth anchored to the road, the bird's-eye grid and lane polylines. Default: an "
+                        "estimate for the sample drive, none for other sources; 'none': without")
     p.add_argument("--out", type=Path, default=Path("demo_out"),
                    help="folder for the recording and the report (default: %(default)s)")
     p.add_argument("--rate", type=float, default=0.5,
@@ -115,8 +123,9 @@ def find_cameras(bag: Path) -> list[CameraTopics]:
     return cameras
 
 
-def node_params(cameras: list[CameraTopics], model: Path) -> str:
-    """A params file for hydranet_node: replay mode on sim time, one camera per image topic of the bag."""
+def node_params(cameras: list[CameraTopics], model: Path, mounting: list[float] | None = None) -> str:
+    """A params file for hydranet_node: replay mode on sim time, one camera per image topic of the bag, each with
+    `mounting` when given."""
     lines = ["/**:", "  ros__parameters:", "    mode: replay", "    use_sim_time: true", f"    model: '{model}'",
              f"    camera_names: [{', '.join(c.name for c in cameras)}]", "    cameras:"]
     for c in cameras:
@@ -124,6 +133,8 @@ def node_params(cameras: list[CameraTopics], model: Path) -> str:
                   f"        compressed: {'true' if c.compressed else 'false'}",
                   f"        camera_info_topic: '{c.info_topic}'", "        fallback_fx: 0.0",
                   "        frame_id: ''"]
+        if mounting:
+            lines.append(f"        mounting: [{', '.join(repr(float(v)) for v in mounting)}]")
     return "\n".join(lines) + "\n"
 
 
@@ -142,6 +153,22 @@ def _source_bag(args: argparse.Namespace, work: Path) -> Path:
     make_camera_bag(source, out, compressed=True, intrinsics=args.intrinsics, every=args.every,
                     max_frames=args.max_frames, progress=not args.quiet, force=True)
     return out
+
+
+def _mounting(args: argparse.Namespace) -> list[float] | None:
+    """--mounting as a pose (checked), the sample drive's estimate by default, or None."""
+    if args.mounting is None:
+        return list(SAMPLE_MOUNTING) if args.source is None else None
+    if args.mounting.strip().lower() == "none":
+        return None
+    from hydranet_ros.core.mounting import Mounting
+
+    try:
+        pose = [float(v) for v in args.mounting.split(",")]
+    except ValueError:
+        raise ValueError(f"--mounting must be six numbers X,Y,Z,ROLL,PITCH,YAW, got {args.mounting!r}") from None
+    Mounting.from_pose(pose)  # MountingError (a ValueError) says what is wrong
+    return pose
 
 
 def _model(path: Path | None) -> Path:
@@ -179,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         bag = _source_bag(args, out)
         cameras = find_cameras(bag)
         model = _model(args.model)
+        args.mounting_pose = _mounting(args)
     except Exception as exc:  # noqa: BLE001 - every failure before the graph starts is the user's input
         print(f"hydranet demo: {exc}", file=sys.stderr)
         return 2
@@ -199,12 +227,15 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(recording)  # the previous demo's recording
 
     params = log_dir / "demo_params.yaml"
-    params.write_text(node_params(cameras, model))
+    params.write_text(node_params(cameras, model, args.mounting_pose))
     node_log = log_dir / "hydranet_node.out"
     frames = sum(c.frames for c in cameras)
     print(f"hydranet demo: {bag} -> {frames} frame(s) from "
           f"{', '.join(f'{c.image_topic} ({c.frames})' for c in cameras)}; model {model.name}")
     print(f"hydranet demo: ROS_DOMAIN_ID={domain}, discovery on localhost only, logs in {log_dir}", flush=True)
+    if args.mounting_pose:
+        print(f"hydranet demo: camera mounting {args.mounting_pose} (x, y, z, roll, pitch, yaw)"
+              + (", estimated for the sample drive" if args.mounting is None else ""), flush=True)
     with open(node_log, "wb") as log:
         node_proc = subprocess.Popen([sys.executable, "-m", "hydranet_ros.ros.node", "--ros-args", "--params-file",
                                       str(params)], env=node_env, stdout=log, stderr=subprocess.STDOUT)
@@ -281,7 +312,7 @@ def _play_and_record(args: argparse.Namespace, bag: Path, cameras: list[CameraTo
         player.wait_for_subscribers([c.image_topic for c in cameras], timeout=max(1.0, deadline - time.monotonic()))
         # Every per-frame output of the model, and the replayed camera topics, must be recorded from their first
         # message: wait until the recorder has matched each of them.
-        outputs = {c.name: _frame_outputs(model, c.name, exclude) for c in cameras}
+        outputs = {c.name: _frame_outputs(model, c.name, exclude, bool(args.mounting_pose)) for c in cameras}
         wanted = [t for topics in outputs.values() for t in topics] + [t.topic for t in player.topics]
         _wait(lambda: all(t in recorder.counts or node.count_subscribers(t) >= 1 and node.count_publishers(t) >= 1
                           for t in wanted), 15.0, "the recorder to subscribe to " + ", ".join(wanted), node_proc)
@@ -303,9 +334,10 @@ def _play_and_record(args: argparse.Namespace, bag: Path, cameras: list[CameraTo
     print(summary.table())
 
 
-def _frame_outputs(model: Path, camera: str, exclude: list[str]) -> list[str]:
+def _frame_outputs(model: Path, camera: str, exclude: list[str], mounted: bool = False) -> list[str]:
     """The topics on which the node publishes a message for every frame of `camera`, from the model's contract
-    (the node creates them all at configure, before it subscribes to the camera)."""
+    (the node creates them all at configure, before it subscribes to the camera); with a mounting also the
+    bird's-eye grid and the lane polylines of the default heads."""
     from hydranet_ros.runtime.contract import load_contract
 
     contract = load_contract(model)
@@ -316,6 +348,10 @@ def _frame_outputs(model: Path, camera: str, exclude: list[str]) -> list[str]:
         topics.append(f"{base}/points")
     if contract.tasks_of_type("detection") and contract.tasks_of_type("depth"):
         topics += [f"{base}/detections_3d", f"{base}/markers"]
+    names = {t.name for t in contract.tasks_of_type("segmentation")}
+    if mounted:
+        topics += [f"{base}/{topic}" for head, topic in (("drivable_area", "drivable_grid"),
+                                                         ("lane_lines", "lane_polylines")) if head in names]
     return [t for t in topics if t not in exclude]
 
 

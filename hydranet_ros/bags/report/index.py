@@ -19,6 +19,8 @@ DETECTIONS = "vision_msgs/msg/Detection2DArray"
 LABEL_INFO = "vision_msgs/msg/LabelInfo"
 DIAGNOSTICS = "diagnostic_msgs/msg/DiagnosticArray"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+OCCUPANCY_GRID = "nav_msgs/msg/OccupancyGrid"
+MARKER_ARRAY = "visualization_msgs/msg/MarkerArray"
 # The default model's per-frame outputs, and the message type of each. Any other head of a model is found by what
 # the node publishes beside it: a segmentation head's `<name>/label_info`, a depth head's `<name>/camera_info`.
 OUTPUTS = {"drivable_area": IMAGE, "lane_lines": IMAGE, "depth": IMAGE, "detections": DETECTIONS}
@@ -51,6 +53,16 @@ class Frame:
 
 
 @dataclass
+class Ground:
+    """One frame's bird's-eye outputs (base_frame): the drivable grid and the lane polylines."""
+
+    grid: np.ndarray | None = None  # int8 [rows along y, columns along x]: 0 free, 100 occupied, -1 unknown
+    resolution: float = 0.0
+    origin: tuple[float, float] = (0.0, 0.0)  # (x, y) of the grid's first cell corner
+    lanes: list[np.ndarray] = field(default_factory=list)  # [N, 2] (x, y) polylines
+
+
+@dataclass
 class Index:
     """What the first pass learnt: topics, the stamps of every output, boxes, labels and diagnostics."""
 
@@ -71,6 +83,7 @@ class Index:
     duplicates: Counter
     source_size: tuple[int, int] | None = None  # the camera's, when no image says it (from its CameraInfo)
     failures: dict[str, list[str]] = field(default_factory=dict)  # topic -> decode errors (frames kept)
+    ground: dict[int, Ground] = field(default_factory=dict)  # stamp -> the bird's-eye grid and lane lines
 
     @property
     def outputs(self) -> list[str]:
@@ -156,7 +169,10 @@ def read_index(reader: Any, bag: Path, camera: str | None, image_topic: str | No
             raise ReportError(f"{bag} has no Image or CompressedImage topic {image_topic}; its camera image topics: "
                               f"{listing}")
         candidates = [image_topic]
-    wanted = set(topics.values()) | set(label_topics) | set(candidates) | {"/diagnostics"}
+    ground_topics = {t: kind for t, kind in ((f"{base}/drivable_grid", OCCUPANCY_GRID),
+                                             (f"{base}/lane_polylines", MARKER_ARRAY)) if types.get(t) == kind}
+    ground: dict[int, Ground] = {}
+    wanted = set(topics.values()) | set(label_topics) | set(candidates) | set(ground_topics) | {"/diagnostics"}
     topic_name = {topic: name for name, topic in topics.items()}
     stamps: dict[str, set[int]] = {name: set() for name in topics}
     candidate_stamps: dict[str, set[int]] = {t: set() for t in candidates}
@@ -176,6 +192,18 @@ def read_index(reader: Any, bag: Path, camera: str | None, image_topic: str | No
             frame_ids["outputs"].add(str(msg.header.frame_id))
             if name in detectors:
                 boxes.setdefault(stamp, []).extend(_boxes(msg))
+        elif conn.topic in ground_topics:
+            # A MarkerArray has no header: its markers carry the frame's (the first is always the DELETEALL).
+            stamped = msg if ground_topics[conn.topic] == OCCUPANCY_GRID else (msg.markers[0] if msg.markers else None)
+            if stamped is None:
+                continue
+            g = ground.setdefault(stamp_of(stamped), Ground())
+            if ground_topics[conn.topic] == OCCUPANCY_GRID:
+                info = msg.info
+                g.grid = np.asarray(msg.data, np.int8).reshape(int(info.height), int(info.width))
+                g.resolution, g.origin = float(info.resolution), (info.origin.position.x, info.origin.position.y)
+            else:
+                g.lanes = [np.array([[p.x, p.y] for p in m.points]) for m in msg.markers if len(m.points) >= 2]
         elif conn.topic in candidate_stamps:
             candidate_stamps[conn.topic].add(stamp_of(msg))
             frame_ids[conn.topic].add(str(msg.header.frame_id))
@@ -219,7 +247,7 @@ def read_index(reader: Any, bag: Path, camera: str | None, image_topic: str | No
                 f"in a {source_size[0]}x{source_size[1]} image (the camera's CameraInfo)" if source_size else
                 "at the dense outputs' scale (the camera's size is unknown)"))
     return Index(bases, base, name, topics, masks, depths[0] if depths else None, detectors, stamps, boxes, labels,
-                 diagnostics, chosen, image_stamps, notes, duplicates, source_size=source_size)
+                 diagnostics, chosen, image_stamps, notes, duplicates, source_size=source_size, ground=ground)
 
 
 def _outputs(types: dict[str, str], base: str) -> tuple[list[str], list[str], list[str]]:

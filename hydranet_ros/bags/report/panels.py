@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hydranet_ros.bags.report.index import Box, Frame, Index, ReportError, dense_array, stamp_of
+from hydranet_ros.bags.report.index import Box, Frame, Ground, Index, ReportError, dense_array, stamp_of
 from hydranet_ros.core.images import ImageError, decode_image_msg
 from hydranet_ros.runtime.overlay import BOX_COLOURS, MASK_ALPHA, SEGMENT_COLOURS, colourise_depth, tint
 from hydranet_ros.runtime.postprocess import box_distance
@@ -349,12 +349,54 @@ def _compose(f: Frame, index: Index, stamp: int, t: float, i: int, n: int, scale
         panels.append(_titled(img, f"detections: {count}"))
     else:
         panels.append(_titled(_empty(size, "no detections message for this stamp"), "detections"))
+    if index.ground:  # the node had a mounting: the bird's-eye view
+        g = index.ground.get(stamp)
+        if g is not None and g.grid is not None:
+            panels.append(_titled(_ground_panel(g, size), f"bird's eye: drivable grid, {len(g.lanes)} lane lines"))
+        else:
+            panels.append(_titled(_empty(size, "no drivable grid for this stamp"), "bird's eye"))
     gap = np.empty((panels[0].shape[0], GAP, 3), np.uint8)
     gap[:] = BACKGROUND
     row = [panels[0]]
     for p in panels[1:]:
         row += [gap, p]
     return np.hstack(row)
+
+
+GRID_COLOURS = {0: (70, 170, 90), 100: (150, 60, 60), -1: (40, 40, 40)}  # free, occupied, unknown (RGB)
+
+
+def _ground_panel(g: Ground, size: tuple[int, int]) -> np.ndarray:
+    """The drivable grid seen from above, x (forward) up and y (left) to the left, with the lane polylines and a
+    line every 10 m; scaled to fit the panel's height."""
+    assert g.grid is not None
+    rgb = np.empty((*g.grid.shape, 3), np.uint8)
+    rgb[:] = GRID_COLOURS[-1]
+    for value, colour in GRID_COLOURS.items():
+        rgb[g.grid == value] = colour
+    # Rows of the grid run along +y, columns along +x: rotate so that +x is up, and mirror so that +y is left.
+    img = np.ascontiguousarray(np.rot90(rgb, k=1)[:, ::-1])
+    ny, nx = g.grid.shape
+    s = min(size[1] / nx, size[0] / ny)
+    img = cv2.resize(img, (max(1, round(ny * s)), max(1, round(nx * s))), interpolation=cv2.INTER_NEAREST)
+
+    def to_px(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        col = (ny - (y - g.origin[1]) / g.resolution) * s  # +y is left
+        row = (nx - (x - g.origin[0]) / g.resolution) * s  # +x is up
+        return np.stack([col, row], axis=1).round().astype(np.int32)
+
+    for metres in range(10, int(g.origin[0] + nx * g.resolution) + 1, 10):
+        ((_, row),) = to_px(np.array([float(metres)]), np.array([g.origin[1]]))
+        cv2.line(img, (0, int(row)), (img.shape[1] - 1, int(row)), (90, 90, 90), 1)
+        _text(img, f"{metres} m", (3, int(row) - 3), 0.4)
+    for line in g.lanes:
+        cv2.polylines(img, [to_px(line[:, 0], line[:, 1])], False, (255, 220, 40), 2, cv2.LINE_AA)
+    out = np.empty((size[1], size[0], 3), np.uint8)
+    out[:] = BACKGROUND
+    h, w = min(img.shape[0], size[1]), min(img.shape[1], size[0])
+    y0, x0 = (size[1] - h) // 2, (size[0] - w) // 2
+    out[y0:y0 + h, x0:x0 + w] = img[:h, :w]
+    return out
 
 
 def contact_sheet(rows: list[np.ndarray], header: list[str]) -> np.ndarray:
