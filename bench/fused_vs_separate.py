@@ -29,6 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 def session(path: Path, threads: int) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    # The sessions run interleaved: threads spin-waiting after one session's run would steal the next one's cores.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
