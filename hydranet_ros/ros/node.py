@@ -433,8 +433,11 @@ class HydraNetNode(LifecycleNode):
                 self._throttled_warn(f"decode-{cam.name}-{frame.error.reason}", f"dropped a frame from {why}")
                 continue
             assert frame.result is not None and frame.rgb is not None
+            frame_id = cam.frame_id or f.msg.header.frame_id
+            t_ground = time.monotonic()
+            self._on_the_ground(cam, frame_id, frame.result)  # post-processing that needs the camera's mounting
             for stage, ms in (("decode", frame.decode_ms), ("preprocess", p.preprocess_ms), ("infer", p.infer_ms),
-                              ("postprocess", p.postprocess_ms)):
+                              ("postprocess", p.postprocess_ms + _ms(t_ground))):
                 cam.monitor.stage(stage, ms)
             self._note_focal_source(cam, frame.focal_source)
             t0 = time.monotonic()
@@ -445,8 +448,7 @@ class HydraNetNode(LifecycleNode):
             stamp = Time.from_msg(f.msg.header.stamp, clock_type=clock.clock_type)
             stamp_age_ms = (clock.now() - stamp).nanoseconds / 1e6
             # The input's header on every output (stamp unchanged; frame_id overridable).
-            header = Header(stamp=f.msg.header.stamp, frame_id=cam.frame_id or f.msg.header.frame_id)
-            self._on_the_ground(cam, header.frame_id, frame.result)
+            header = Header(stamp=f.msg.header.stamp, frame_id=frame_id)
             assert cam.pubs is not None
             cam.pubs.publish(header, frame.rgb, frame.result, cam.info, self.values["points_stride"],
                              (self.values["base_frame"], self._grid_spec()))
