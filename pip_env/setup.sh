@@ -24,7 +24,7 @@ torch_version=2.13.0
 
 # Interface packages the ROS wheels lack, built from our own definitions (pip_env/<package>/).
 interface_packages="vision_msgs tf2_msgs"
-msgs_hash() { find "$here/${1:-vision_msgs}" -type f | LC_ALL=C sort | xargs cat | sha256sum; }
+msgs_hash() { find "$here/${1:-vision_msgs}" "$here/cmake" -type f | LC_ALL=C sort | xargs cat | sha256sum; }
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
