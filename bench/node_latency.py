@@ -5,12 +5,12 @@
 Each run has three processes in a fresh ROS domain (loopback discovery; each process its own Fast DDS profile):
 the camera rig (test/procs/camera.py: N 1280x720 rgb8 best-effort streams, every stream of a tick stamped with
 the tick's publish time), hydranet_node (live mode, max_age_ms 5000 so nothing is dropped as stale), and this
-process, which subscribes reliably to the five outputs of every camera (drivable_area, lane_lines, depth,
-depth/camera_info, detections) and notes the wall-clock arrival of each.
+process, which subscribes reliably to every per-frame output of every camera (each head of the model's contract,
+and a depth head's camera_info: five for the default model) and notes the wall-clock arrival of each.
 
-  e2e        arrival of the last of a tick's 5 x N outputs - the tick's stamp. Only complete ticks count (live
-             mode skips frames that arrive while the engine is busy: by design, reported as drops). The first
-             --warmup s of each run are discarded.
+  e2e        arrival of the last of a tick's outputs (5 x N for the default model) - the tick's stamp. Only
+             complete ticks count (live mode skips frames that arrive while the engine is busy: by design,
+             reported as drops). The first --warmup s of each run are discarded.
   engine     engine.run on one batch of a tick's N letterboxed 1280x720 frames (B = N, the node's design: one
              pass per tick), in this process right after the run, no node running, same model and threads; p50
              of --engine-runs. make_batch likewise. If the node's mean batch was below N (a tick's frames split
@@ -62,8 +62,21 @@ REPO = Path(__file__).resolve().parents[1]
 RIG = REPO / "test" / "procs" / "camera.py"
 IMAGE = REPO / "hydranet_ros" / "samples" / "project_video_0750.jpg"  # 1280x720
 NODE = Path(sys.executable).parent / "hydranet_node"
-OUTPUTS = {"drivable_area": Image, "lane_lines": Image, "depth": Image, "depth/camera_info": CameraInfo,
-           "detections": Detection2DArray}
+
+
+def frame_outputs(model: Path) -> dict[str, type]:
+    """The per-frame outputs of a camera for `model`, from its contract (each head's topic, a depth head's
+    camera_info) with their message types: the ones every frame must reach for an end-to-end time."""
+    from hydranet_ros.runtime.contract import load_contract
+
+    kinds = {"segmentation": Image, "depth": Image, "detection": Detection2DArray}
+    outputs = {}
+    for t in load_contract(model).tasks:
+        outputs[t.name] = kinds[t.type]
+        if t.type == "depth":
+            outputs[f"{t.name}/camera_info"] = CameraInfo
+    return outputs
+
 STAGES = ("decode", "preprocess", "infer", "postprocess", "publish")
 RELIABLE = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=50, reliability=ReliabilityPolicy.RELIABLE)
 TARGET = 0.15
@@ -118,6 +131,7 @@ def wmean(pairs: list[tuple[float, float]]) -> float:
 
 def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dict:
     """One run: rig + node as processes, this process measuring. Raw numbers, no engine comparison yet."""
+    outputs = frame_outputs(args.model)
     domain = random.randint(1, 200)
     env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
     if USER_PROFILE is None:  # each child picks its own (the node's differs from the rig's), not this process's
@@ -133,7 +147,7 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
         arrivals[msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec].setdefault(key, t)
 
     for c in cams:
-        for o, msg_type in OUTPUTS.items():
+        for o, msg_type in outputs.items():
             node.create_subscription(msg_type, f"/hydranet/{c}/{o}", lambda m, k=(c, o): on_output(m, k), RELIABLE)
     node.create_subscription(DiagnosticArray, "/diagnostics", lambda a: diags.append(
         (time.time_ns(), {s.name: {kv.key: kv.value for kv in s.values} for s in a.status})), 50)
@@ -155,7 +169,7 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
                            f"cameras.{c}.camera_info_topic": "", f"cameras.{c}.fallback_fx": 1000.0})
         ros_args = [a for k, v in params.items() for a in ("-p", f"{k}:={json.dumps(v)}")]
         start("node", [str(NODE), "--ros-args", *ros_args])
-        spin(executor, lambda: all(node.count_publishers(f"/hydranet/{c}/{o}") for c in cams for o in OUTPUTS),
+        spin(executor, lambda: all(node.count_publishers(f"/hydranet/{c}/{o}") for c in cams for o in outputs),
              120, "the node's outputs (model load + warm-up)", procs)
         streams = [{"topic": f"/camera/{c}/image_raw", "image": str(IMAGE), "qos": "best_effort",
                     "frame_id": f"camera_{c}"} for c in cams]
@@ -180,11 +194,11 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
         node.destroy_node()
         rclpy.try_shutdown(context=context)
 
-    need = len(cams) * len(OUTPUTS)
+    need = len(cams) * len(outputs)
     window = {s: a for s, a in arrivals.items() if t_from <= s < t_to}
     e2e = sorted((max(a.values()) - s) / 1e6 for s, a in window.items() if len(a) == need)
     frames = sorted((max(t for (c2, _), t in a.items() if c2 == c) - s) / 1e6 for s, a in window.items()
-                    for c in cams if sum(c2 == c for c2, _ in a) == len(OUTPUTS))
+                    for c in cams if sum(c2 == c for c2, _ in a) == len(outputs))
     # /diagnostics of the window: the first report is the baseline for totals, the later ones are its periods.
     seen = [d for t, d in diags if t_from <= t <= t_to + 1e9]
     periods = [d[f"hydranet: camera {c}"] for d in seen[1:] for c in cams]
