@@ -52,6 +52,8 @@ def test_demo_exits_cleanly_and_prints_where_the_report_is(demo_run):
     assert f"contact sheet : {out / 'report' / 'contact_sheet.png'}" in proc.stdout
     assert "frames through the node" in proc.stderr  # the progress bar
     assert "all 44 frames have every output" in proc.stdout
+    logs = Path(proc.stdout.split("logs in ", 1)[1].split()[0])
+    assert logs.name.startswith("hydranet_demo_") and not logs.exists()  # a successful run leaves nothing behind
 
 
 def test_every_sample_frame_has_every_output_in_order(demo_run):

@@ -69,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=600.0,
                    help="give up after this many seconds (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--keep-logs", action="store_true",
+                   help="keep the node's log and the ROS logs (default: removed after a successful run, kept and "
+                        "named after a failure)")
 
 
 @dataclass
@@ -209,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
         args.mounting_pose = _mounting(args)
     except Exception as exc:  # noqa: BLE001 - every failure before the graph starts is the user's input
         print(f"hydranet demo: {exc}", file=sys.stderr)
+        shutil.rmtree(log_dir, ignore_errors=True)  # nothing ran: nothing to read there
         return 2
     domain = args.domain_id if args.domain_id is not None else random.randint(1, 200)
     os.environ.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", ROS_LOG_DIR=str(log_dir))
@@ -257,7 +261,10 @@ def run(args: argparse.Namespace) -> int:
             for line in node_log.read_text(errors="replace").splitlines()[-40:]:
                 print(f"  {line}", file=sys.stderr)
     if status != 0:
+        print(f"hydranet demo: logs kept in {log_dir}", file=sys.stderr)
         return status
+    if not args.keep_logs:
+        shutil.rmtree(log_dir, ignore_errors=True)
 
     from hydranet_ros.bags.report import render_report
 
