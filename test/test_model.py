@@ -203,6 +203,7 @@ def test_export_and_info_commands(tmp_path):
                                      "320x192"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "n.onnx").is_file() and (tmp_path / "n.yaml").is_file()
+    assert "Warning" not in out.stderr, out.stderr  # a normal export says what it wrote, nothing else
     info = subprocess.run(HYDRANET + ["info", str(tmp_path / "n.onnx"), "--size", "640x384"], capture_output=True,
                           text=True, timeout=300)
     assert info.returncode == 0, info.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +77,15 @@ def export_onnx(spec: ModelSpec, out: Path, weights: Path | None = None,
     fused = FusedHydraNet(net).eval()
     names = fused.output_names
     dummy = torch.zeros(1, spec.input_height, spec.input_width, 3, dtype=torch.uint8)
-    torch.onnx.export(
-        fused, (dummy,), str(out), input_names=["images"], output_names=names, opset_version=OPSET,
-        dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in names}}, dynamo=False,
-    )
+    with warnings.catch_warnings():
+        # The tracer warns where the graph takes Python constants from the input's height and width, the top-K
+        # size and the normalisation constants: all fixed by the spec on purpose (only the batch is dynamic, and
+        # test_model checks every batch size against torch). Users saw four such warnings on every export.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(
+            fused, (dummy,), str(out), input_names=["images"], output_names=names, opset_version=OPSET,
+            dynamic_axes={"images": {0: "batch"}, **{n: {0: "batch"} for n in names}}, dynamo=False,
+        )
     contract = output_contract(fused)
     depth_heads = [h.name for h in spec.heads if h.type == "depth"]
     canonical_fx = float(net.heads[depth_heads[0]].canonical_fx) if depth_heads else None
