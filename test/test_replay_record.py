@@ -297,3 +297,16 @@ def test_replay_offers_the_recorded_qos_and_record_keeps_it(ros, rclpy_node, tmp
         assert (offered.reliability.name, offered.durability.name) == (reliability.name, durability.name), topic
         assert {m.stamp.sec * 10**9 + m.stamp.nanosec for _, _, m in got[topic]} <= {T0, T0 + STEP, T0 + 2 * STEP}
     assert np.diff([ns for ns, _, _ in got["/reliable"]]).min() > 0  # stamped at reception, in order
+
+
+def test_the_record_summary_shows_a_rate_only_for_streams(tmp_path):
+    from hydranet_ros.bags.record import RecordedTopic, RecordSummary
+
+    stream = RecordedTopic("/camera/front/image_raw", "sensor_msgs/msg/Image", count=31, bytes=10**6,
+                           first_ns=0, last_ns=3 * 10**9)
+    burst = RecordedTopic("/hydranet/transition_event", "lifecycle_msgs/msg/TransitionEvent", count=3, bytes=300,
+                          first_ns=0, last_ns=8 * 10**6)
+    table = RecordSummary(tmp_path / "bag", "mcap", [stream, burst]).table()
+    rows = {line.split()[0]: line.split() for line in table.splitlines() if line.startswith("/")}
+    assert rows["/camera/front/image_raw"][-1] == "10.0"
+    assert rows["/hydranet/transition_event"][-1] == "–"  # 3 events in 8 ms are not a 250 Hz stream

@@ -70,6 +70,13 @@ class RecordedTopic:
         span = (self.last_ns - self.first_ns) / 1e9
         return (self.count - 1) / span if self.count > 1 and span > 0 else 0.0
 
+    @property
+    def rate_text(self) -> str:
+        """The rate where it means one: a stream of at least 5 messages over at least a second. A burst (a
+        lifecycle transition's two events 8 ms apart, a latched message) has no rate: it showed as 255.6 Hz."""
+        span = (self.last_ns - self.first_ns) / 1e9
+        return f"{self.rate_hz:.1f}" if self.count >= 5 and span >= 1.0 else "–"
+
 
 @dataclass
 class RecordSummary:
@@ -85,7 +92,7 @@ class RecordSummary:
     def table(self) -> str:
         """A plain-text table: one row per topic (count, size, rate), a total, and the bag's path."""
         rows = [("topic", "type", "messages", "MB", "Hz")]
-        rows += [(t.topic, t.msgtype, str(t.count), f"{t.bytes / 1e6:.2f}", f"{t.rate_hz:.1f}") for t in self.topics]
+        rows += [(t.topic, t.msgtype, str(t.count), f"{t.bytes / 1e6:.2f}", t.rate_text) for t in self.topics]
         rows.append(("total", "", str(self.messages), f"{sum(t.bytes for t in self.topics) / 1e6:.2f}", ""))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
