@@ -129,6 +129,7 @@ def test_demo_takes_an_image_folder_and_makes_the_bag_itself(ros, tmp_path):
                           capture_output=True, text=True, timeout=300, env=ros.env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all 2 frames have every output" in proc.stdout
+    assert "canonical focal length" not in proc.stdout  # calibrated: nothing to warn about
     assert (out / "camera_bag" / "metadata.yaml").is_file()
     got = stamps(out / "recording")
     assert len(got["/hydranet/front/detections"]) == 2 and got["/camera/front/camera_info"]
@@ -146,6 +147,10 @@ def test_demo_takes_a_real_video(ros, tmp_path, shared_assets):
     assert sheet is not None and sheet.shape[1] > 4 * 600
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert summary["frames"] == 4 and summary["cameras"]["front"]["totals"]["published_total"] == 4
+    # No --intrinsics: the console and the summary say what /diagnostics said, that depth has no calibration.
+    assert summary["cameras"]["front"]["focal_length_from"] == "canonical"
+    assert "depth used the model's canonical focal length" in proc.stdout
+    assert any("canonical focal length" in n for n in summary["notes"])
 
 
 def two_camera_bag(path: Path, frames: int) -> Path:

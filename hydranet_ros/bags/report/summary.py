@@ -38,6 +38,7 @@ def summarise_diagnostics(arrays: list[Any]) -> tuple[dict[str, dict[str, Any]],
     A period's mean is what the node reports for it, so the mean here is the mean of period means (each period
     is one diagnostics_period_s, so periods weigh the same); the max is the largest period max."""
     periods: dict[str, list[dict[str, str]]] = {}
+    warnings: dict[str, dict[str, None]] = {}  # camera -> the distinct WARN / ERROR messages, in order
     engine: dict[str, Any] = {}
     batch_sizes = []
     for array in arrays:
@@ -51,6 +52,10 @@ def summarise_diagnostics(arrays: list[Any]) -> tuple[dict[str, dict[str, Any]],
                     batch_sizes.append(float(values["mean_batch_size"]))
             elif who is not None:
                 periods.setdefault(who, []).append(values)
+                level = st.level[0] if isinstance(st.level, (bytes, bytearray)) else int(st.level)  # byte field
+                # WARN or ERROR while frames came in ("no frames" before and after a recording is expected)
+                if level and (_number(values.get("input_rate_hz", "")) or 0) > 0:
+                    warnings.setdefault(who, {})[str(st.message)] = None
     if batch_sizes:
         engine["mean_batch_size"] = round(float(np.mean(batch_sizes)), 2)
     cameras = {}
@@ -75,13 +80,24 @@ def summarise_diagnostics(arrays: list[Any]) -> tuple[dict[str, dict[str, Any]],
         last = ps[-1]
         totals = {k: int(v) for k, v in last.items() if k.endswith("_total") and _number(v) is not None}
         cameras[cam] = {"periods": len(ps), "periods_with_frames": len(busy), "latency_ms": latency, **rates,
-                        "totals": totals}
+                        "totals": totals, "focal_length_from": last.get("focal_length_from", ""),
+                        "depth_scale_from": last.get("depth_scale_from", ""),
+                        "warnings": [w for w in warnings.get(cam, {}) if not w.startswith("inactive")]}
     return cameras, engine
 
 
 def summarise(bag: Path, index: Index, frames: list[int], topics: dict[str, dict[str, Any]], fps: float,
              video: Path) -> dict[str, Any]:
     cameras, engine = summarise_diagnostics(index.diagnostics)
+    cam = cameras.get(index.camera, {})
+    # What the node said on /diagnostics and a reader of the report must know, said here too.
+    if cam.get("focal_length_from") == "canonical":
+        index.notes.append("depth used the model's canonical focal length: the camera had no camera_info (and no "
+                           "fallback_fx), so its metres are off by the ratio of the real focal length to it")
+    said = [w for w in cam.get("warnings", []) if "canonical focal length" not in w]  # that one is said above
+    if said:
+        index.notes.append("the node warned: " + "; ".join(said[:3])
+                           + (f" (and {len(said) - 3} more)" if len(said) > 3 else ""))
     missing = {}
     # The default model's outputs that the bag lacks altogether, and every output the model has.
     absent = [name for name in OUTPUTS if name not in index.topics]
