@@ -286,10 +286,15 @@ def test_no_result_is_older_than_max_age_with_eight_cameras(ros, rclpy_node, hyd
     print(f"8 cameras: max_age_ms {max_age_ms} (pass of 8: {pass_ms:.0f} ms), offered up to {offered:.0f} frames/s, "
           f"age at publish p95 up to {max(p95):.0f} ms, max {max(ages):.0f} ms, {stale} stale drops")
     assert max(ages) <= max_age_ms, (max_age_ms, ages)
-    # What the subscriber sees: the node's bound, plus the camera-to-node and node-to-subscriber transport.
+    # What the subscriber sees: the node's bound, plus the camera-to-node transport (as the node measured it: the
+    # stamp's age at publication beyond the age from reception, worst period) and the delivery to this process,
+    # allowed one pass of 8 frames. Both measured here: a loaded or slower machine gets the allowance it needs.
+    transport_ms = max(0.0, *(float(v["stamp_age_at_publish_ms_max"]) - float(v["age_at_publish_ms_max"])
+                              for v in under_load if v.get("stamp_age_at_publish_ms_max", "n/a") != "n/a"))
+    bound_ms = max_age_ms + transport_ms + pass_ms
     for cam, got in received_at.items():
         latency_ms = [(t - s / 1e9) * 1000 for s, t in got if t > 0]
-        assert np.percentile(latency_ms, 95) <= max_age_ms + 500, (cam, latency_ms)
+        assert np.percentile(latency_ms, 95) <= bound_ms, (cam, bound_ms, transport_ms, latency_ms)
     assert node.stop() == 0, node.output()
 
 
