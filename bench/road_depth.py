@@ -32,6 +32,7 @@ from hydranet_ros.runtime.ground import ground_contacts
 from hydranet_ros.runtime.pipeline import Perception
 from hydranet_ros.runtime.road_scale import RoadScale, RoadScaleOptions
 from hydranet_ros.train.importers import read_kitti_intrinsics
+from hydranet_ros.train.metrics import box_iou
 
 BANDS = ((0, 80), (0, 20), (20, 40), (40, 80))
 REPO = Path(__file__).resolve().parents[1]
@@ -42,13 +43,6 @@ def depth_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     return {"pixels": int(true.size), "abs_rel": float(np.mean(np.abs(pred - true) / true)),
             "rmse": float(np.sqrt(np.mean((pred - true) ** 2))), "delta1": float(np.mean(ratio < 1.25)),
             "pred_over_true": float(np.median(pred / true))}
-
-
-def iou(a: tuple, b: tuple) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union if union > 0 else 0.0
 
 
 def near_face_depth(w: float, length: float, z: float, ry: float) -> float:
@@ -120,8 +114,9 @@ def main() -> int:
         ground_contacts(r, mounting)  # the node's rule: boxes standing clear on the ground
         boxes = [d for ds in r.detections.values() for d in ds if d.label == "vehicle"]
         for x1, _y1, x2, y2, z in kitti_cars(root / "label_2" / f"{fid}.txt"):
-            best = max(boxes, key=lambda d: iou((d.x1, d.y1, d.x2, d.y2), (x1, _y1, x2, y2)), default=None)
-            if best is not None and iou((best.x1, best.y1, best.x2, best.y2), (x1, _y1, x2, y2)) >= 0.5:
+            overlaps = box_iou([(d.x1, d.y1, d.x2, d.y2) for d in boxes], [(x1, _y1, x2, y2)])[:, 0]
+            best = boxes[int(np.argmax(overlaps))] if len(boxes) else None
+            if best is not None and overlaps.max() >= 0.5:
                 dist = best.distance if best.distance_from == "ground" else (best.distance or 0) * est.scale
                 detected.append((best.distance_from, dist, z))
             contact.append((mounting.ground_depth_at(r.source_intrinsics, (x1 + x2) / 2, y2), z))

@@ -101,25 +101,35 @@ class Mounting:
         axis = self.rotation[:, 2]
         return math.degrees(math.asin(max(-1.0, min(1.0, -axis[2]))))
 
-    def rays_base(self, k: Intrinsics, size: tuple[int, int]) -> np.ndarray:
-        """[H, W, 3] directions in base_frame of each pixel centre's ray, scaled to optical depth 1."""
-        w, h = size
-        u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    def rays(self, k: Intrinsics, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """[..., 3] directions in base_frame of the rays through pixels (u, v), scaled to optical depth 1."""
+        u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
         d_opt = np.stack([(u - k.cx) / k.fx, (v - k.cy) / k.fy, np.ones_like(u)], axis=-1)
         return d_opt @ self.rotation.T
 
-    def ground_depth(self, k: Intrinsics, size: tuple[int, int]) -> np.ndarray:
-        """float32 [H, W]: the optical depth at which each pixel's ray meets the road plane; +inf where it does not
-        (at and above the horizon)."""
-        dz = self.rays_base(k, size)[..., 2]
+    def ground_depths(self, k: Intrinsics, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The optical depth at which each ray through (u, v) meets the road plane; +inf where it does not (at and
+        above the horizon)."""
+        dz = self.rays(k, u, v)[..., 2]
         with np.errstate(divide="ignore"):
-            depth = np.where(dz < -1e-9, -self.height / dz, np.inf)
-        return depth.astype(np.float32)
+            return np.where(dz < -1e-9, -self.height / dz, np.inf)
+
+    def ground_depth(self, k: Intrinsics, size: tuple[int, int]) -> np.ndarray:
+        """float32 [H, W]: `ground_depths` of every pixel centre of a `size` image."""
+        w, h = size
+        u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+        return self.ground_depths(k, u, v).astype(np.float32)
 
     def ground_depth_at(self, k: Intrinsics, u: float, v: float) -> float:
         """The optical depth of the road under pixel (u, v) (e.g. a box's bottom edge); +inf above the horizon."""
-        d = self.rotation @ np.array([(u - k.cx) / k.fx, (v - k.cy) / k.fy, 1.0])
-        return float(-self.height / d[2]) if d[2] < -1e-9 else math.inf
+        return float(self.ground_depths(k, np.array(u), np.array(v)))
+
+    def ground_points(self, k: Intrinsics, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """[N, 2] (x, y) in base_frame where the rays through pixels (u, v) meet the road; rays that never do are
+        left out."""
+        d = self.rays(k, u, v).reshape(-1, 3)
+        down = d[:, 2] < -1e-9
+        return self.translation[:2] + d[down, :2] * (-self.height / d[down, 2])[:, None]
 
     def describe(self) -> str:
         return f"{self.source}: {self.height:.2f} m above the road, pitch {self.pitch_deg:+.1f} deg"

@@ -44,8 +44,8 @@ class MountingSource:
         """Transforms ignored because they were not finite rigid transforms (NaN, a zero quaternion)."""
         return self.graph.rejected
 
-    def mounting(self, base_frame: str, frame_id: str, parameter: list[float]) -> tuple[Mounting | None, str]:
-        """The camera's mounting and, without one, why: TF first, then the parameter."""
+    def mounting(self, base_frame: str, frame_id: str, parameter: Mounting | None) -> tuple[Mounting | None, str]:
+        """The camera's mounting and, without one, why: TF first, then the parameter's."""
         why = f"no transform from {base_frame} to {frame_id!r} on /tf or /tf_static"
         if frame_id:
             with self._lock:
@@ -57,8 +57,8 @@ class MountingSource:
                 return found, ""
         else:
             why = "the images have no frame_id"
-        if parameter:
-            return Mounting.from_pose(parameter), ""  # checked when the parameter was set
+        if parameter is not None:
+            return parameter, ""
         return None, f"{why}, and no mounting parameter"
 
     def destroy(self) -> None:

@@ -52,6 +52,7 @@ from std_msgs.msg import Header
 from hydranet_ros import __version__
 from hydranet_ros.core.contract import ModelContract, ModelError, default_model_path
 from hydranet_ros.core.geometry import Calibration, Intrinsics
+from hydranet_ros.core.mounting import Mounting
 from hydranet_ros.ros import dds
 from hydranet_ros.ros import params as P
 from hydranet_ros.ros.inbox import Frame, FrameInbox
@@ -100,6 +101,12 @@ def input_qos(mode: str, reliability: str) -> QoSProfile:
 CAMERA_INFO_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=4, reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
+def mounting_of(pose: Any) -> Mounting | None:
+    """The `mounting` parameter (already validated) as a Mounting, None where it is empty: parsed once, not per
+    frame."""
+    return Mounting.from_pose(pose) if pose is not None and len(pose) else None
+
+
 class Camera:
     """One camera: its parameters, latest calibration, monitor and output publishers."""
 
@@ -112,7 +119,7 @@ class Camera:
         self.qos_setting: str = values[f"cameras.{name}.qos"]
         self.frame_id: str = values[f"cameras.{name}.frame_id"]
         self.fallback_fx: float = values[f"cameras.{name}.fallback_fx"]
-        self.mounting_param: list[float] = values[f"cameras.{name}.mounting"]
+        self.mounting_param = mounting_of(values[f"cameras.{name}.mounting"])  # checked by params.resolve
         self.anchor = DepthAnchor()  # this camera's running road scale
         self.ground_grid = GroundGrid()  # its grid cells' pixels, for the current mounting
         self.monitor = CameraMonitor(name, self.image_topic)
@@ -361,7 +368,7 @@ class HydraNetNode(LifecycleNode):
                 if key == "fallback_fx" and camera in getattr(self, "cameras", {}):
                     self.cameras[camera].fallback_fx = float(change.value)
                 if key == "mounting" and camera in getattr(self, "cameras", {}):
-                    self.cameras[camera].mounting_param = [float(v) for v in change.value or []]
+                    self.cameras[camera].mounting_param = mounting_of(change.value)
         return SetParametersResult(successful=True)
 
     # --- inputs (executor thread) -------------------------------------------------------------------
@@ -426,6 +433,7 @@ class HydraNetNode(LifecycleNode):
             self.batch_sizes.append(p.batch_size)
         clock = self.get_clock()
         grids: list[tuple[Any, Any]] = []  # (stamp, grid) of this pass's published frames
+        grid = (self.values["base_frame"], self._grid_spec())  # the parameters as they are for this pass
         for f, cam, frame in zip(frames, cams, p.frames, strict=True):
             if frame.error is not None:
                 why = f"{cam.image_topic}: {frame.error}"
@@ -435,7 +443,7 @@ class HydraNetNode(LifecycleNode):
             assert frame.result is not None and frame.rgb is not None
             frame_id = cam.frame_id or f.msg.header.frame_id
             t_ground = time.monotonic()
-            self._on_the_ground(cam, frame_id, frame.result)  # post-processing that needs the camera's mounting
+            self._on_the_ground(cam, frame_id, frame.result, grid[1])  # post-processing that needs the mounting
             for stage, ms in (("decode", frame.decode_ms), ("preprocess", p.preprocess_ms), ("infer", p.infer_ms),
                               ("postprocess", p.postprocess_ms + _ms(t_ground))):
                 cam.monitor.stage(stage, ms)
@@ -450,16 +458,15 @@ class HydraNetNode(LifecycleNode):
             # The input's header on every output (stamp unchanged; frame_id overridable).
             header = Header(stamp=f.msg.header.stamp, frame_id=frame_id)
             assert cam.pubs is not None
-            cam.pubs.publish(header, frame.rgb, frame.result, cam.info, self.values["points_stride"],
-                             (self.values["base_frame"], self._grid_spec()))
+            cam.pubs.publish(header, frame.rgb, frame.result, cam.info, self.values["points_stride"], grid)
             if frame.result.grid is not None:
                 grids.append((f.msg.header.stamp, frame.result.grid))
             cam.monitor.stage("publish", _ms(t0))
             cam.monitor.published(age * 1000.0, stamp_age_ms)
         if grids and self.grid_pub is not None and self.grid_pub.get_subscription_count() > 0:
             stamp = max((g[0] for g in grids), key=lambda t: (t.sec, t.nanosec))
-            self.grid_pub.publish(occupancy_grid(Header(stamp=stamp, frame_id=self.values["base_frame"]),
-                                                 fuse_grids([g for _, g in grids]), self._grid_spec()))
+            self.grid_pub.publish(occupancy_grid(Header(stamp=stamp, frame_id=grid[0]),
+                                                 fuse_grids([g for _, g in grids]), grid[1]))
         if p.batch_size:
             self.last_pass_end = time.monotonic()
             self.pass_times.append((p.batch_size, self.last_pass_end - t_pass))
@@ -468,7 +475,7 @@ class HydraNetNode(LifecycleNode):
         x0, x1, y0, y1 = self.values["grid_bounds_m"]
         return GridSpec(self.values["grid_resolution_m"], x0, x1, y0, y1, self.values["grid_max_range_m"])
 
-    def _on_the_ground(self, cam: Camera, frame_id: str, result: FrameResult) -> None:
+    def _on_the_ground(self, cam: Camera, frame_id: str, result: FrameResult, spec: GridSpec) -> None:
         """Where the camera's mounting is known (TF, else the parameter): depth_scale road/auto scales this frame's
         depth by the road's, boxes standing clear get their ground-contact distance, and the drivable grid and the
         lane polylines are made while someone listens. Without one depth keeps the network's scale, with a warning
@@ -492,7 +499,7 @@ class HydraNetNode(LifecycleNode):
         road = result.masks.get(self.values["road_head"])
         fused = self.grid_pub is not None and self.grid_pub.get_subscription_count() > 0
         if road is not None and cam.pubs is not None and (cam.pubs.wanted("drivable_grid") or fused):
-            result.grid = cam.ground_grid.grid(road > 0, result.dense_intrinsics, mounting, self._grid_spec())
+            result.grid = cam.ground_grid.grid(road > 0, result.dense_intrinsics, mounting, spec)
         lanes = result.masks.get(self.values["lane_head"])
         if lanes is not None and cam.pubs is not None and cam.pubs.wanted("lane_polylines"):
             result.lanes = lane_lines(lanes > 0, result.dense_intrinsics, mounting)

@@ -54,12 +54,7 @@ class LaneLine:
 def ground_points(mask: np.ndarray, k: Intrinsics, mounting: Mounting) -> np.ndarray:
     """[N, 2] (x, y) in base_frame of the mask's pixels whose rays meet the road."""
     v, u = np.nonzero(mask)
-    if not len(u):
-        return np.zeros((0, 2))
-    d = np.stack([(u - k.cx) / k.fx, (v - k.cy) / k.fy, np.ones(len(u))], axis=1) @ mounting.rotation.T
-    down = d[:, 2] < -1e-6
-    s = -mounting.height / d[down, 2]
-    return mounting.translation[:2] + d[down, :2] * s[:, None]
+    return mounting.ground_points(k, u, v)
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
