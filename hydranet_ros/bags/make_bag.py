@@ -27,6 +27,7 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from hydranet_ros.bags.rosbag import typestore
 from hydranet_ros.core import frames as sources
 from hydranet_ros.core.geometry import Intrinsics
+from hydranet_ros.core.progress import show_progress
 from hydranet_ros.ros.params import camera_info_beside as camera_info_topic  # one naming rule, the node's
 
 IMAGE_MSG = "sensor_msgs/msg/Image"
@@ -303,7 +304,6 @@ def _write(frames: _Frames, total: int | None, out: Path, *, compressed: bool, r
            frame_id: str, topic: str, start_ns: int, storage: str, progress: bool,
            custom: dict[str, str]) -> BagSummary:
     from rosbags.rosbag2 import StoragePlugin, Writer
-    from tqdm import tqdm
 
     store = typestore()
     t = store.types
@@ -318,8 +318,8 @@ def _write(frames: _Frames, total: int | None, out: Path, *, compressed: bool, r
             writer.set_custom_data(f"hydranet_make_bag.{key}", value)
         conns = {name: writer.add_connection(name, msgtype, typestore=store, offered_qos_profiles=[CAMERA_QOS])
                  for name, msgtype in topics.items()}
-        with tqdm(frames, total=total, desc=f"make-bag {out.name}", unit="frame", disable=not progress,
-                  leave=False) as bar:
+        with show_progress(frames, total=total, desc=f"make-bag {out.name}", unit="frame", enabled=progress,
+                           leave=False) as bar:
             for source_size, frame in bar:
                 # i / rate computed afresh each frame: integer nanoseconds without accumulated rounding.
                 stamp = start_ns + round(n * 1e9 / rate)

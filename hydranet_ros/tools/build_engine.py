@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import onnxruntime as ort
     import yaml
-    from tqdm import tqdm
 
     from hydranet_ros.core.contract import ModelError
+    from hydranet_ros.core.progress import show_progress
     from hydranet_ros.runtime import engines
     from hydranet_ros.runtime.contract import load_contract
 
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if not engine.uses_tensorrt:
             return fail(f"onnxruntime did not start TensorRT ({engine.description}); see its messages above")
-        for b in tqdm(_batch_sizes(args.max_batch), desc="checking batch sizes", unit="batch size"):
+        for b in show_progress(_batch_sizes(args.max_batch), desc="checking batch sizes", unit="batch size"):
             engine.run(np.zeros((b, h, w, 3), dtype=np.uint8))
     finally:
         engine.close()

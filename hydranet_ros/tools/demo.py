@@ -365,14 +365,14 @@ def _frame_outputs(model: Path, camera: str, exclude: list[str], mounted: bool =
 def _track(recorder, outputs: dict[str, list[str]], cameras: list[CameraTopics], total: int, deadline: float,
            node_proc: subprocess.Popen, quiet: bool) -> None:
     """A progress bar of frames through the node, until every frame has every output."""
-    from tqdm import tqdm
+    from hydranet_ros.core.progress import show_progress
 
     def done() -> int:
         # A frame is done when its last output is recorded: the least-advanced output topic of each camera.
         return sum(min(recorder.counts.get(t, 0) for t in outputs[c.name]) for c in cameras)
 
-    with tqdm(total=total, unit="frame", desc="hydranet demo: frames through the node", disable=quiet,
-              dynamic_ncols=True) as bar:
+    with show_progress(total=total, unit="frame", desc="hydranet demo: frames through the node", enabled=not quiet,
+                       dynamic_ncols=True) as bar:
         while (n := done()) < total:
             bar.update(n - bar.n)
             if node_proc.poll() is not None:

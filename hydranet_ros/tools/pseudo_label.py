@@ -286,8 +286,7 @@ class Labeller:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from hydranet_ros.core.progress import show_progress
     from hydranet_ros.train.manifest import ManifestError, read_manifest, write_manifest
     from hydranet_ros.train.teachers import TeacherError
 
@@ -302,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     out = args.output / "manifest.jsonl"
     try:
-        for sample in tqdm(samples, desc="pseudo-label", unit="frame", file=sys.stderr, disable=None):
+        for sample in show_progress(samples, desc="pseudo-label", unit="frame", file=sys.stderr):
             labeller.label(sample)
         write_manifest(out, samples)
     except OSError as exc:  # a full disk or a read-only OUT_DIR: nothing to do but stop and say where

@@ -59,10 +59,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace, node: Any, executor: Any, stop: threading.Event) -> int:
-    from tqdm import tqdm
-
     from hydranet_ros.bags.record import BagRecorder
     from hydranet_ros.bags.rosbag import BagError
+    from hydranet_ros.core.progress import show_progress
 
     try:
         recorder = BagRecorder(node, args.out, topics=None if args.all else args.topics, exclude=args.exclude,
@@ -73,7 +72,7 @@ def _record(args: argparse.Namespace, node: Any, executor: Any, stop: threading.
     print(f"{PROG}: recording to {args.out}; Ctrl-C to stop", flush=True)
     end = time.monotonic() + args.duration if args.duration else None
     try:
-        with tqdm(unit="msg", desc=PROG, disable=args.quiet, file=sys.stderr, dynamic_ncols=True) as bar:
+        with show_progress(unit="msg", desc=PROG, enabled=not args.quiet, file=sys.stderr, dynamic_ncols=True) as bar:
             while not stop.is_set() and (end is None or time.monotonic() < end):
                 executor.spin_once(timeout_sec=0.1)
                 n = sum(recorder.counts.values())

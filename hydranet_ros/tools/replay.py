@@ -69,10 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _play(args: argparse.Namespace, node: Any, stop: threading.Event) -> int:
-    from tqdm import tqdm
-
     from hydranet_ros.bags.replay import BagPlayer
     from hydranet_ros.bags.rosbag import BagError
+    from hydranet_ros.core.progress import show_progress
 
     try:
         try:
@@ -96,8 +95,8 @@ def _play(args: argparse.Namespace, node: Any, stop: threading.Event) -> int:
             print(f"{PROG}: interrupted before playing", file=sys.stderr)
             return 130
         passes = player.loops or None
-        with tqdm(total=player.total * passes if passes else None, unit="msg", desc=PROG, disable=args.quiet,
-                  file=sys.stderr, dynamic_ncols=True) as bar:
+        with show_progress(total=player.total * passes if passes else None, unit="msg", desc=PROG,
+                           enabled=not args.quiet, file=sys.stderr, dynamic_ncols=True) as bar:
             summary = player.play(on_message=lambda n: bar.update(n - bar.n), stop=stop)
         for topic, n in summary["published"].items():
             print(f"  {topic}: {n} messages")

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
+from hydranet_ros.core.progress import show_progress
 from hydranet_ros.model.spec import ModelSpec
 from hydranet_ros.train.data import MultiTaskDataset, collate
 from hydranet_ros.train.kinds import TRAINING
@@ -42,7 +42,7 @@ def evaluate(predict: Predict, dataset: MultiTaskDataset, batch_size: int = 4, w
     spec: ModelSpec = dataset.spec
     metrics = {h.name: TRAINING[h.type].metric(h) for h in spec.heads}
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate)
-    for n, batch in enumerate(tqdm(loader, desc="evaluate", unit="batch", disable=not progress, leave=False)):
+    for n, batch in enumerate(show_progress(loader, desc="evaluate", unit="batch", enabled=progress, leave=False)):
         if max_batches is not None and n >= max_batches:
             break
         out = predict(batch.image.numpy())

@@ -29,6 +29,7 @@ from hydranet_ros.core.frames import (
     require_dir,
     video_frames,
 )
+from hydranet_ros.core.progress import show_progress
 from hydranet_ros.train.manifest import HELD_OUT_KEY, IGNORE_CLASS, Sample
 
 log = logging.getLogger(__name__)
@@ -359,9 +360,7 @@ def _frame_sample(image: Path, size: tuple[int, int], camera: Camera | None, sou
 
 
 def _progress(iterable: Iterable[Any], total: int | None, desc: str, enabled: bool) -> Iterable[Any]:
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total or None, desc=desc, unit="frame", disable=not enabled, leave=False)
+    return show_progress(iterable, total=total or None, desc=desc, unit="frame", enabled=enabled, leave=False)
 
 
 def _write_jpeg(path: Path, image: Any) -> None:

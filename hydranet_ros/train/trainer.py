@@ -30,9 +30,9 @@ import torch.distributed as dist
 from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
-from tqdm import tqdm
 
 from hydranet_ros.core.contract import write_card
+from hydranet_ros.core.progress import show_progress
 from hydranet_ros.model.export import load_weights
 from hydranet_ros.model.hydra import FusedHydraNet, HydraNet
 from hydranet_ros.model.spec import ModelSpec, load_spec
@@ -368,8 +368,8 @@ class Trainer:
         sums: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
         epoch_sums: dict[str, list[float]] = defaultdict(list)
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="train", unit="step", disable=not self.progress,
-                   dynamic_ncols=True)
+        bar = show_progress(total=cfg.steps, initial=self.step, desc="train", unit="step", enabled=self.progress,
+                            dynamic_ncols=True)
         last_val: dict[str, Any] = {}
         t_last = time.time()
         batches = self._batches()

@@ -13,6 +13,7 @@ import numpy as np
 
 from hydranet_ros.bags.report.index import Box, Frame, Ground, Index, ReportError, dense_array, stamp_of
 from hydranet_ros.core.images import ImageError, decode_image_msg
+from hydranet_ros.core.progress import show_progress
 from hydranet_ros.runtime.overlay import BOX_COLOURS, MASK_ALPHA, SEGMENT_COLOURS, colourise_depth, tint
 from hydranet_ros.runtime.postprocess import box_distance
 
@@ -33,8 +34,6 @@ def render(reader: Any, index: Index, frames: list[int], out: Path, fps: float, 
             scale: DepthScale, progress: bool, panel_height: int) -> tuple[int, Path, list[np.ndarray], str]:
     """Stream the image messages, compose each complete frame in stamp order into the video; keep the sheet's
     frames. Returns (frames rendered, video path, sheet rows, a note on the video format or "")."""
-    from tqdm import tqdm
-
     picture = index.image_topic or index.topics.get("overlay")
     parts = {name: index.topics[name] for name in (*index.masks, index.depth) if name in index.topics}
     have_picture = index.image_stamps if index.image_topic else index.stamps.get("overlay", set())
@@ -53,7 +52,7 @@ def render(reader: Any, index: Index, frames: list[int], out: Path, fps: float, 
     layout = _Layout(panel_height - panel_height % 2)
     if index.source_size:
         layout.learn(index.source_size)
-    bar = tqdm(total=len(frames), desc="hydranet report", unit="frame", file=sys.stderr, disable=not progress)
+    bar = show_progress(total=len(frames), desc="hydranet report", unit="frame", file=sys.stderr, enabled=progress)
     done = 0
 
     def emit_ready() -> None:
