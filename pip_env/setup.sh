@@ -12,6 +12,11 @@
 # Where an NVIDIA GPU is visible (nvidia-smi), onnxruntime-gpu replaces onnxruntime and torch is the
 # registry's CUDA build; otherwise the CPU builds. Override with HYDRANET_DEVICE=cpu|cuda.
 #
+# Where ROS 2's pure-Python tools are at hand (../shared/vendor/ros2-jazzy, or HYDRANET_ROS2_VENDOR; developers
+# and CI), the wheel venv also gets the `ros2` command and launch (see that folder's README). Either way the
+# package goes into the venv's ament index as colcon would install it (pip_env/ament_index.py), and the wheel
+# venv finds its own prefix without anything sourced: `.venv/bin/ros2 launch hydranet_ros hydranet.launch.py`.
+#
 # Idempotent: a stamp records a hash of everything that decides the environment's content; when it
 # matches, the script exits at once and changes nothing.
 set -euo pipefail
@@ -24,6 +29,9 @@ torch_version=2.13.0
 
 # Interface packages the ROS wheels lack, built from our own definitions (pip_env/<package>/).
 interface_packages="vision_msgs tf2_msgs"
+vendor=${HYDRANET_ROS2_VENDOR:-$root/../shared/vendor/ros2-jazzy}
+[ -f "$vendor/install.sh" ] || vendor=
+vendor_hash() { [ -z "$vendor" ] || find "$vendor" -type f | LC_ALL=C sort | xargs sha256sum; }
 msgs_hash() { find "$here/${1:-vision_msgs}" "$here/cmake" -type f | LC_ALL=C sort | xargs cat | sha256sum; }
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
@@ -58,6 +66,10 @@ inputs_hash=$(
     echo "$ros_mode $device $torch_version $("$python" -c 'import sys; print(sys.version)')"
     cat "$here/setup.sh" "$here"/requirements*.txt
     for pkg in $interface_packages; do msgs_hash "$pkg"; done
+    cat "$here"/*.py "$here"/cmake/*
+    vendor_hash
+    # The files colcon would install into share/ (one link each in the ament index): a new launch file counts.
+    (cd "$root" && find launch config models package.xml -type f | LC_ALL=C sort)
     cat "$root/setup.py" "$root/setup.cfg" "$root/package.xml"
   } | sha256sum | cut -d' ' -f1
 )
@@ -140,16 +152,61 @@ else
   done
 fi
 
-log "hydranet_ros itself (editable)"
-pip -q -c "$constraints" --no-deps --no-build-isolation -e "$root"
+if [ "$ros_mode" = wheels-jazzy ] && [ -n "$vendor" ]; then
+  # Not on PyPI: the ros2 command, launch and launch_ros from snapshots of their jazzy branches, and
+  # composition_interfaces (launch_ros imports it), built unchanged from rcl_interfaces' snapshot. They are
+  # development tools (tests run the launch files and the README's ros2 commands with them), not the product's.
+  if [ "$(cat "$venv/.ros2-vendor.sha256" 2>/dev/null)" != "$(vendor_hash | sha256sum)" ]; then
+    log "ROS 2 command line and launch from $vendor (~30 s)"
+    bash "$vendor/install.sh" "$vpy" > /dev/null 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2) \
+      || die "$vendor/install.sh failed"
+    build=$(mktemp -d)
+    trap 'rm -rf "$build"' EXIT
+    tar -xzf "$vendor/rcl_interfaces-jazzy.tar.gz" -C "$build"
+    (
+      export AMENT_PREFIX_PATH=$venv CMAKE_PREFIX_PATH=$venv PATH=$venv/bin:$PATH
+      cmake -S "$build/rcl_interfaces/composition_interfaces" -B "$build/out" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_INSTALL_PREFIX="$venv" -DPython3_EXECUTABLE="$vpy" -DBUILD_TESTING=OFF \
+        -DCMAKE_PROJECT_INCLUDE="$here/cmake/defer_wheel_python_targets.cmake" >"$build/configure.log" 2>&1 \
+        || { tail -40 "$build/configure.log" >&2; exit 1; }
+      cmake --build "$build/out" -j "$(nproc)" >"$build/build.log" 2>&1 || { tail -40 "$build/build.log" >&2; exit 1; }
+      cmake --install "$build/out" >"$build/install.log" 2>&1 || { tail -40 "$build/install.log" >&2; exit 1; }
+    ) || die "building composition_interfaces failed"
+    rm -rf "$build"
+    # colcon (on PyPI), so that the colcon path of the README is tested here too (test/test_launch.py).
+    pip -q -c "$constraints" colcon-common-extensions
+    vendor_hash | sha256sum > "$venv/.ros2-vendor.sha256"
+  fi
+fi
+
+log "hydranet_ros itself (editable), and into the venv's ament index"
+# --use-pep517: without it pip 23 takes the legacy `setup.py develop` path whenever `wheel` is installed (the
+# ROS tools bring it), and setuptools >= 80 rejects setup.cfg's [develop] section, which colcon needs.
+pip -q -c "$constraints" --no-deps --no-build-isolation --use-pep517 -e "$root"
+"$vpy" "$here/ament_index.py" "$venv" >&2
+if [ "$ros_mode" = wheels-jazzy ]; then
+  # The venv is the ROS prefix: every Python started from it (ros2, launch, the node) finds its packages
+  # without a sourced setup file. Appended, so a sourced overlay (a colcon workspace) still comes first.
+  cat > "$("$vpy" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/hydranet_ament_prefix.pth" <<'EOF'
+import os, sys; p = [x for x in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if x]; sys.prefix in p or os.environ.__setitem__("AMENT_PREFIX_PATH", os.pathsep.join(p + [sys.prefix]))
+EOF
+fi
 
 log "checking the environment"
-"$vpy" - <<'EOF' || die "the environment does not import; see the error above"
+HYDRANET_ROS_MODE=$ros_mode "$vpy" - <<'EOF' || die "the environment does not import; see the error above"
 import cv2, numpy, onnxruntime, torch, rclpy, vision_msgs.msg, tf2_msgs.msg, sensor_msgs.msg, diagnostic_msgs.msg  # noqa: F401
 import hydranet_ros  # noqa: F401
+import os, sys
+if os.environ["HYDRANET_ROS_MODE"] == "wheels-jazzy" and sys.prefix not in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
+    sys.exit("the venv is not on AMENT_PREFIX_PATH: ros2 run / ros2 launch would not find hydranet_ros")
 print(f"[setup] torch {torch.__version__}, onnxruntime {onnxruntime.__version__} {onnxruntime.get_available_providers()}, "
       f"numpy {numpy.__version__}, opencv {cv2.__version__}")
 EOF
 
+if [ -n "$vendor" ] && [ "$ros_mode" = wheels-jazzy ]; then
+  "$venv/bin/ros2" pkg executables hydranet_ros | grep -q hydranet_node \
+    || die "ros2 pkg executables hydranet_ros does not list hydranet_node"
+  log "ros2 command: $venv/bin/ros2 (ros2 launch hydranet_ros hydranet.launch.py)"
+fi
 echo "$inputs_hash" > "$stamp"
 log "done in $(( $(date +%s) - start )) s; size $(du -sh "$venv" | cut -f1)"

@@ -59,11 +59,21 @@ def shared_assets() -> Path:
 class RosProcess:
     """A child process (a node, a publisher script) with the test run's ROS environment."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path, group: bool = False) -> None:
+        """`group`: the process leads its own process group and stop() signals the whole group, as Ctrl-C in a
+        terminal does (`ros2 run` leaves the signal to its child, which it expects to get it too)."""
         self.argv = argv
         self.log_path = log_path
+        self.group = group
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=group)
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig) if self.group else self.proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -74,12 +84,14 @@ class RosProcess:
     def stop(self, timeout: float = 10.0) -> int:
         """SIGINT (a clean rclpy shutdown), then SIGKILL if it does not exit in time."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self._signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal(signal.SIGKILL)
                 self.proc.wait(5)
+        elif self.group:  # the leader is gone; what it started may not be
+            self._signal(signal.SIGKILL)
         self._log.close()
         return self.proc.returncode
 

@@ -1,6 +1,7 @@
-"""The ROS package is what a ROS engineer expects. colcon and ros2 launch cannot run here (no ROS from apt),
-so these checks keep the vehicle path correct by construction: the manifest, the install layout colcon
-produces from setup.py, and the launch file's references."""
+"""The ROS package is what a ROS engineer expects: the manifest, the install layout colcon produces from setup.py,
+and the launch files' references. These checks need no ROS tools, so they hold in a fresh clone too; where the
+ros2 command, launch and colcon are installed (set-up does it from ../shared/vendor), test_launch.py runs
+`colcon build`, `ros2 launch` and `ros2 run` for real."""
 
 from __future__ import annotations
 
