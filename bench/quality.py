@@ -339,7 +339,7 @@ def markdown(report: dict[str, Any]) -> str:
                   f"lane mIoU {f(seg.get('lane_lines', {}).get('miou'))}, "
                   f"depth AbsRel {f(d.get('abs_rel'))} / δ<1.25 {f(d.get('delta1'))} (0-80 m), vehicle recall "
                   f"{f(v.get('recall'))} / AP {f(v.get('ap'))}"]
-    lines += ["", "| target (issue 13) | value | goal | met |", "|---|---|---|---|"]
+    lines += ["", "| target | value | goal | met |", "|---|---|---|---|"]
     for key, t in report["targets"].items():
         lines.append(f"| {key} | {f(t['value'])} | {t['op']} {t['goal']} | {'yes' if t['met'] else 'no'} |")
     return "\n".join(lines) + "\n"

@@ -248,3 +248,25 @@ def test_a_head_added_in_the_spec_is_published_on_its_own_topic_and_shown_in_the
     assert summary["outputs"]["masks"] == ["drivable_area", "lane_lines", "sidewalk"]
     assert summary["outputs"]["depth"] == "depth" and summary["completeness"].startswith("all 2 frames")
     assert "shown: masks drivable_area, lane_lines, sidewalk" in proc.stdout
+
+
+def test_the_readmes_recorded_drives_block_runs_as_written(demo_run, ros_session, tmp_path):
+    """The README's bag block with `bash -e`: make-bag, record while replaying, a replay window, and visualize of
+    the demo's recording (its /tmp paths are a temporary folder here, `demo_out` the demo run above)."""
+    import re
+
+    proc, out = demo_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"^```bash\n(.*?)^```", readme, re.MULTILINE | re.DOTALL)
+                if b.startswith("export ROS_AUTOMATIC_DISCOVERY_RANGE")]
+    script = (block.replace("/tmp/", f"{tmp_path}/").replace("demo_out/", f"{out}/")
+              .replace("H=.venv/bin/hydranet", f"H={HYDRANET[0]}"))
+    run = subprocess.run(["bash", "-e", "-c", script], cwd=SAMPLES.parents[1], env=ros_session.env(),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert len(stamps(tmp_path / "stills_bag")["/camera/front/image_raw/compressed"]) == len(
+        list(SAMPLES.glob("*.jpg")))
+    copied = stamps(tmp_path / "copy_bag")
+    assert len(copied["/camera/front/image_raw/compressed"]) == 2 * 44  # --loops 2 of the sample drive
+    assert (tmp_path / "report" / "contact_sheet.png").is_file()
