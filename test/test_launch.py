@@ -445,7 +445,7 @@ def test_colcon_build_installs_a_package_that_ros2_launch_runs(ros, rclpy_node, 
         assert (share / "launch" / f).is_file(), f
     assert (installed / "share" / "ament_index" / "resource_index" / "packages" / "hydranet_ros").is_file()
     assert (installed / "lib" / "hydranet_ros" / "hydranet_node").is_file()
-    shipped = {p.name for p in (REPO / "models").iterdir() if p.suffix in (".onnx", ".yaml")}
+    shipped = {p.name for p in (REPO / "models").iterdir() if p.suffix in (".onnx", ".safetensors", ".yaml")}
     assert shipped and {p.name for p in (share / "models").iterdir()} == shipped
 
     def sourced(command: str) -> list[str]:

@@ -279,10 +279,23 @@ class OrtEngine(Engine):
 
 
 class TorchEngine(Engine):
-    """A torch checkpoint run as the fused network, for checks without an export (training, parity)."""
+    """A torch checkpoint run as the fused network: for checks without an export (training, parity) and for the
+    GPU without ONNX Runtime's CUDA build. The GPU options (bench/gpu.py measures each):
 
-    def __init__(self, contract: ModelContract, *, fp16: bool = False, device: str = "auto", threads: int = 0,
-                 warn: Warn = warn_stderr) -> None:
+    - precision: fp32, fp16 or bf16 through autocast (the graph still normalises uint8 and decodes boxes in fp32);
+    - channels_last: the weights in NHWC memory order, which cuDNN's tensor-core convolutions prefer (the uint8
+      NHWC input is channels-last already once permuted);
+    - cuda_graphs: each batch size's pass captured once as a CUDA graph and replayed (one launch instead of
+      hundreds: the small network is launch-bound at batch 1); the graph's fixed shapes suit it, top-K and the
+      in-graph NMS included;
+    - compile_mode: torch.compile with that mode ("default", "reduce-overhead", "max-autotune").
+    """
+
+    PRECISIONS = ("fp32", "fp16", "bf16")
+
+    def __init__(self, contract: ModelContract, *, fp16: bool = False, precision: str | None = None,
+                 channels_last: bool = False, cuda_graphs: bool = False, compile_mode: str = "",
+                 device: str = "auto", threads: int = 0, warn: Warn = warn_stderr) -> None:
         import torch
 
         from hydranet_ros.model.backbones import WeightsError
@@ -291,15 +304,21 @@ class TorchEngine(Engine):
         from hydranet_ros.model.spec import ModelSpec
 
         super().__init__(contract)
+        precision = precision or ("fp16" if fp16 else "fp32")
+        if precision not in self.PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(self.PRECISIONS)}, got {precision!r}")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device.split(":")[0] not in ("cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda[:N], got {device!r}")
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ModelError(f"device {device} asked for, but torch {torch.__version__} sees no CUDA GPU")
-        if fp16 and device == "cpu":
+        if precision == "fp16" and device == "cpu":
             warn("fp16 needs CUDA; the torch engine runs in fp32 on the CPU")
-            fp16 = False
+            precision = "fp32"
+        if cuda_graphs and device == "cpu":
+            warn("CUDA graphs need CUDA; the torch engine runs without them on the CPU")
+            cuda_graphs = False
         if threads > 0:
             torch.set_num_threads(threads)  # process-wide: torch has no per-module thread count
         net = HydraNet(ModelSpec.from_dict(contract.spec, source=str(contract.path)), backbone_weights=False)
@@ -309,27 +328,65 @@ class TorchEngine(Engine):
             raise ModelError(str(exc)) from None
         self._torch = torch
         self._device = torch.device(device)
-        self._fp16 = fp16
+        self._dtype = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         # eval() before wrapping: FusedHydraNet runs a probe batch, which in train mode would overwrite the
         # BatchNorm running statistics just loaded.
-        self._model: Any = FusedHydraNet(net.eval()).eval().to(self._device)
-        self._output_names = list(self._model.output_names)
-        self.description = f"torch {torch.__version__} {device} {'fp16' if fp16 else 'fp32'}"
+        model: Any = FusedHydraNet(net.eval()).eval().to(self._device)
+        self._output_names = list(model.output_names)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if compile_mode:
+            model = torch.compile(model, mode=compile_mode)
+        self._model = model
+        self._graphs: dict[int, tuple[Any, Any, Any]] = {}  # batch size -> (graph, its input, its outputs)
+        self._cuda_graphs = cuda_graphs
+        options = [precision] + [o for o, on in (("channels-last", channels_last), ("cuda-graphs", cuda_graphs),
+                                                (f"compile={compile_mode}", compile_mode)) if on]
+        self.description = f"torch {torch.__version__} {device} {' '.join(options)}"
+
+    def _autocast(self) -> Any:
+        return self._torch.autocast(self._device.type, self._dtype or self._torch.float32,
+                                    enabled=self._dtype is not None)
+
+    def _forward(self, x: Any) -> Any:
+        with self._torch.inference_mode(), self._autocast():
+            return self._model(x)
+
+    def _replay(self, x: Any) -> Any:
+        """The pass as a CUDA graph of this batch size: captured on first use (after warm-up runs on a side
+        stream, as capture requires), then its input is overwritten and the graph replayed."""
+        torch = self._torch
+        if x.shape[0] not in self._graphs:
+            static_in = x.clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side), torch.no_grad(), self._autocast():
+                for _ in range(3):
+                    self._model(static_in)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.no_grad(), self._autocast(), torch.cuda.graph(graph):
+                static_out = self._model(static_in)
+            self._graphs[x.shape[0]] = (graph, static_in, static_out)
+        graph, static_in, static_out = self._graphs[x.shape[0]]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out
 
     def _infer(self, batch: np.ndarray) -> dict[str, Any]:
         if self._model is None:
             raise RuntimeError("engine is closed")
         torch = self._torch
         x = torch.from_numpy(batch).to(self._device)
-        # autocast rather than .half(): the graph normalises uint8 in fp32 and decodes boxes in fp32 by itself.
-        with torch.inference_mode(), torch.autocast(self._device.type, torch.float16, enabled=self._fp16):
-            outs = self._model(x)
-        return {n: t.float().cpu().numpy() if t.dtype == torch.float16 else t.cpu().numpy()
+        outs = self._replay(x) if self._cuda_graphs else self._forward(x)
+        # numpy has no bfloat16, and the node's consumers expect fp32 where the network computed in half.
+        return {n: t.float().cpu().numpy() if t.dtype in (torch.float16, torch.bfloat16) else t.cpu().numpy()
                 for n, t in zip(self._output_names, outs, strict=True)}
 
     def close(self) -> None:
         if getattr(self, "_model", None) is not None:
             self._model = None
+            self._graphs.clear()
             if self._device.type == "cuda":
                 self._torch.cuda.empty_cache()
 
