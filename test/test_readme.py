@@ -127,7 +127,8 @@ def test_the_network_block_runs_as_written(tmp_path: Path):
     block = [c for c in block_starting(".venv/bin/hydranet info") if not c.startswith(".venv/bin/python bench/")]
     assert len(block) == 2
     for command in block:
-        out = subprocess.run(command.replace(".venv/bin/", f"{BIN}/").replace("/tmp/", f"{tmp_path}/"), shell=True,
+        # /tmp/ first: the venv itself may live under /tmp (a clone there).
+        out = subprocess.run(command.replace("/tmp/", f"{tmp_path}/").replace(".venv/bin/", f"{BIN}/"), shell=True,
                              cwd=REPO, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, (command, out.stdout, out.stderr)
     assert (tmp_path / "hydranet.onnx").stat().st_size > 1_000_000 and (tmp_path / "hydranet.yaml").is_file()

@@ -17,6 +17,8 @@ VERBS: dict[str, tuple[str, str]] = {
     "demo": ("hydranet_ros.tools.demo",
              "replay a real drive through the node, record its outputs and render a visual report"),
     "export": ("hydranet_ros.tools.export", "export a model spec (+ weights) to one fused ONNX graph and its card"),
+    "quantize": ("hydranet_ros.tools.quantize",
+                 "the int8 form of an exported model for the CPU, calibrated on real frames, and its card"),
     "build-engine": ("hydranet_ros.tools.build_engine",
                      "build the TensorRT engine of a model for this GPU, once, into the engine cache"),
     "import": ("hydranet_ros.tools.import_data",
