@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         if not samples:
             raise ManifestError(f"no frames in {', '.join(map(str, args.calibrate))}")
         chosen = random.Random(args.seed).sample(samples, min(args.frames, len(samples)))
+        out.parent.mkdir(parents=True, exist_ok=True)
         info = quantize_int8(args.model, out, calibration_batches(chosen, contract.input_width,
                                                                  contract.input_height, not args.no_progress),
                              method=args.method, op_types=[o.strip() for o in args.ops.split(",") if o.strip()],
