@@ -15,7 +15,7 @@ import onnx
 import pytest
 import yaml
 
-from conftest import IMAGE, RELIABLE, REPO, Collector, start_node, start_rig, wait_for_publishers
+from conftest import IMAGE, RELIABLE, REPO, Collector, spin_until, start_node, start_rig, wait_for_publishers
 
 HYDRANET = [str(Path(sys.executable).parent / "hydranet")]
 MODEL = REPO / "models" / "hydranet_effl0_road.onnx"
@@ -142,5 +142,6 @@ def test_the_node_serves_the_int8_model(int8_model, ros, rclpy_node):
     start_rig(ros, "rig_int8", rate=3, count=0, wait_for=["/camera/front/image_raw"],
               streams=[{"topic": "/camera/front/image_raw", "image": IMAGE}])
     got.wait(["/hydranet/front/detections"], timeout=60)
+    spin_until(rclpy_node, lambda: any("model" in e for e in got.engine()), 30, "the engine's status")
     engine = [e for e in got.engine() if "model" in e]
-    assert engine and engine[-1]["model"].endswith(int8_model.name)
+    assert engine[-1]["model"].endswith(int8_model.name)
