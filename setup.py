@@ -22,7 +22,8 @@ setup(
         (f"share/{package_name}/launch", files("launch/*.py")),
         (f"share/{package_name}/config", files("config/*.yaml") + files("config/*.xml") + files("config/*.rviz")),
         (f"share/{package_name}/config/models", files("config/models/*.yaml")),
-        (f"share/{package_name}/models", files("models/*.onnx") + files("models/*.safetensors") + files("models/*.yaml")),
+        (f"share/{package_name}/models",
+         files("models/*.onnx") + files("models/*.safetensors") + files("models/*.yaml")),
     ],
     # Runtime dependencies come from rosdep (package.xml) on a vehicle and from pip_env/ elsewhere:
     # declaring them here would make colcon/pip fetch a second copy of numpy/opencv/torch.

@@ -174,7 +174,8 @@ if [ "$ros_mode" = wheels-jazzy ] && [ -n "$vendor" ]; then
     ) || die "building composition_interfaces failed"
     rm -rf "$build"
     # colcon (on PyPI), so that the colcon path of the README is tested here too (test/test_launch.py).
-    pip -q -c "$constraints" colcon-common-extensions
+    # --no-warn-conflicts: pip cannot see that the ROS wheels provide launch_ros' ament_index_python.
+    pip -q -c "$constraints" --no-warn-conflicts colcon-common-extensions
     vendor_hash | sha256sum > "$venv/.ros2-vendor.sha256"
   fi
 fi
