@@ -100,6 +100,16 @@ def default_model() -> Path:
     return out
 
 
+def memory_mb(pid: int) -> dict[str, float]:
+    """The process's resident memory now (VmRSS) and its peak so far (VmHWM), MB, from /proc (Linux)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024.0
+    return fields
+
+
 def stop(proc: subprocess.Popen, timeout: float = 15.0) -> int:
     """SIGINT (a clean rclpy shutdown), then SIGKILL. The exit code (-9: killed)."""
     if proc.poll() is None:
@@ -163,14 +173,15 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
 
     try:
         params = {"model": str(args.model), "mode": "live", "max_age_ms": 5000, "threads": args.threads,
-                  "camera_names": cams}
+                  "camera_names": cams, "max_batch": args.max_batch}
         for c in cams:
             params.update({f"cameras.{c}.image_topic": f"/camera/{c}/image_raw",
                            f"cameras.{c}.camera_info_topic": "", f"cameras.{c}.fallback_fx": 1000.0})
         ros_args = [a for k, v in params.items() for a in ("-p", f"{k}:={json.dumps(v)}")]
-        start("node", [str(NODE), "--ros-args", *ros_args])
+        node_proc = start("node", [str(NODE), "--ros-args", *ros_args])
         spin(executor, lambda: all(node.count_publishers(f"/hydranet/{c}/{o}") for c in cams for o in outputs),
              120, "the node's outputs (model load + warm-up)", procs)
+        idle_rss = memory_mb(node_proc.pid)["VmRSS"]  # model loaded and warmed up, no frame yet
         streams = [{"topic": f"/camera/{c}/image_raw", "image": str(IMAGE), "qos": "best_effort",
                     "frame_id": f"camera_{c}"} for c in cams]
         plan = {"rate": rate, "count": 0, "wait_for": [s["topic"] for s in streams], "streams": streams}
@@ -178,7 +189,18 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
         spin(executor, lambda: bool(arrivals), 60, "the first output", procs)
         t0 = min(arrivals)  # stamp of the first frame processed, ~ the rig's first tick
         t_from, t_to = t0 + int(args.warmup * 1e9), t0 + int((args.warmup + args.seconds) * 1e9)
-        spin(executor, lambda: time.time_ns() >= t_to, args.warmup + args.seconds + 30, "the run's end", procs)
+        rss: list[float] = []  # the node's resident memory, sampled every 0.5 s in the measured window
+
+        def window_over() -> bool:
+            now = time.time_ns()
+            if t_from <= now < t_to and (not rss or now - rss_at[0] >= 5e8):
+                rss.append(memory_mb(node_proc.pid)["VmRSS"])
+                rss_at[0] = now
+            return now >= t_to
+
+        rss_at = [0]
+        spin(executor, window_over, args.warmup + args.seconds + 30, "the run's end", procs)
+        peak_rss = memory_mb(node_proc.pid)["VmHWM"]
         stop(procs[1][1])
         count = -1  # drain: the outputs of frames still in flight
         while count != sum(map(len, arrivals.values())) and time.time_ns() < t_to + 15e9:
@@ -201,6 +223,7 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
                     for c in cams if sum(c2 == c for c2, _ in a) == len(outputs))
     # /diagnostics of the window: the first report is the baseline for totals, the later ones are its periods.
     seen = [d for t, d in diags if t_from <= t <= t_to + 1e9]
+    t_seen = [t for t, _ in diags if t_from <= t <= t_to + 1e9]
     periods = [d[f"hydranet: camera {c}"] for d in seen[1:] for c in cams]
     stages = {}
     for s in STAGES:
@@ -216,7 +239,11 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
         return sum(int(seen[-1][f"hydranet: camera {c}"][key]) - int(seen[0][f"hydranet: camera {c}"][key])
                    for c in cams) if len(seen) > 1 else 0
 
+    passes = (int(eng[-1]["passes_total"]) - int(eng[0]["passes_total"])) if len(eng) > 1 else 0
+    span_s = (t_seen[-1] - t_seen[0]) / 1e9 if len(t_seen) > 1 else float("nan")
     return {"cameras": len(cams), "rate_hz": rate, "seconds": args.seconds,
+            "node_rss_idle_mb": idle_rss, "node_rss_mb": float(np.median(rss)) if rss else float("nan"),
+            "node_rss_peak_mb": peak_rss, "passes_per_s": passes / span_s if passes else 0.0,
             "offered_ticks": round(rate * args.seconds), "complete_ticks": len(e2e),
             "partial_ticks": len(window) - len(e2e), "results_per_s": len(e2e) / args.seconds,
             "e2e_ms": e2e, "frame_e2e_ms": frames, "stage_means_ms": stages, "mean_batch": mean_batch,
@@ -254,12 +281,14 @@ def row(r: dict) -> str:
             f"{r['mean_batch']:.2f} | {eng:.0f} (B={r['engine']['batch']}) | {r['engine']['make_batch_p50_ms']:.1f} | "
             f"{e2e - eng:.0f} | {100 * (e2e - eng) / eng:.0f} % | {e2e - st['infer']:.0f} | "
             + " | ".join(f"{st[s]:.1f}" for s in STAGES)
-            + f" | {r['dropped_busy']} | {r['complete_ticks']} / {r['offered_ticks']} |")
+            + f" | {r['dropped_busy']} | {r['complete_ticks']} / {r['offered_ticks']} | {r['passes_per_s']:.2f} | "
+            f"{r['node_rss_idle_mb']:.0f} | {r['node_rss_mb']:.0f} | {r['node_rss_peak_mb']:.0f} |")
 
 
 HEADER = ("| cameras | rate Hz | results/s | e2e p50 ms | e2e p95 ms | node batch | engine p50 ms | make_batch ms | "
           "overhead p50 ms | overhead % | e2e - node infer ms | decode | preprocess | infer | postprocess | publish | "
-          "busy drops | complete / offered ticks |\n|" + "---|" * 18)
+          "busy drops | complete / offered ticks | passes/s | node RSS idle MB | node RSS MB | node peak MB |\n|"
+          + "---|" * 22)
 
 
 def main() -> int:
@@ -274,6 +303,8 @@ def main() -> int:
                     "the default spec with untrained heads, exported once to ~/.cache/hydranet_ros/untrained")
     ap.add_argument("--threads", type=int, default=0, help="inference threads, node and engine-only "
                     "(0: the engine's default; default: %(default)s)")
+    ap.add_argument("--max-batch", type=int, default=0, help="the node's max_batch (0: every camera's frame in "
+                    "one pass; default: %(default)s)")
     ap.add_argument("--engine-runs", type=int, default=20, help="engine-only timed runs (default: %(default)s)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="folder for the JSON")
     args = ap.parse_args()
@@ -310,7 +341,8 @@ def measure(args: argparse.Namespace, counts: list[int], log_dir: Path, engine) 
             runs.append({**r, "kind": kind, "engine": timed[-1]})
 
     c = engine.contract
-    print(f"\n{c.name}, {c.input_width}x{c.input_height}, {engine.description}, threads {args.threads}; "
+    print(f"\n{c.name}, {c.input_width}x{c.input_height}, {engine.description}, threads {args.threads}, "
+          f"node max_batch {args.max_batch}; "
           f"{args.seconds:g} s per run after {args.warmup:g} s warm-up; stage columns: the node's means, ms")
     print(HEADER)
     for r in runs:
@@ -324,6 +356,13 @@ def measure(args: argparse.Namespace, counts: list[int], log_dir: Path, engine) 
                   f"{e2e - eng:.1f} ms = {100 * share:.0f} % of the engine's {eng:.1f} ms: {verdict} the target "
                   f"(<= {100 * TARGET:.0f} %); against the node's own infer mean ({infer:.1f} ms): "
                   f"{e2e - infer:.1f} ms = {100 * (e2e - infer) / infer:.0f} %")
+    one = [r for r in runs if r["cameras"] == 1 and r["kind"] == "rate"]
+    for r in runs:
+        if one and r["cameras"] > 1 and r["kind"] == "rate":
+            ratio = r["node_rss_peak_mb"] / one[0]["node_rss_peak_mb"]
+            print(f"memory: {r['cameras']} cameras at {r['rate_hz']:g} Hz peak at {r['node_rss_peak_mb']:.0f} MB = "
+                  f"{ratio:.2f}x one camera's {one[0]['node_rss_peak_mb']:.0f} MB"
+                  + (" (target for 4 cameras: <= 1.5x)" if r["cameras"] == 4 else ""))
     for r in runs:
         if r["mean_batch"] < r["cameras"] - 0.05:
             t = r.get("engine_typical_batch")

@@ -180,6 +180,29 @@ def test_two_cameras_in_one_batch_and_boxes_scale_with_the_source_resolution(ros
     assert node.stop() == 0, node.output()
 
 
+def test_max_batch_splits_the_cameras_frames_into_passes_of_that_size(ros, rclpy_node, hydranet_model):
+    """max_batch 1 (a CPU's choice: no batch gain, memory that grows with the batch): three cameras' frames of one
+    tick go through three passes of one, and every camera still gets its results, stamped as its input."""
+    cams = ("a", "b", "c")
+    c = Collector(rclpy_node)
+    for cam in cams:
+        c.listen(f"/hydranet/{cam}/detections", Detection2DArray)
+    c.listen("/diagnostics", DiagnosticArray)
+    node = start_node(ros, hydranet_model, {cam: {} for cam in cams}, "node_max_batch", max_batch=1,
+                      max_age_ms=60_000)
+    wait_for_publishers(rclpy_node, "/hydranet/c/detections", timeout=30)
+    start_rig(ros, "rig_max_batch", rate=2, count=0, wait_for=[f"/camera/{cam}/image_raw" for cam in cams],
+              streams=[{"topic": f"/camera/{cam}/image_raw", "image": IMAGE, "size": [640, 360], "frame_id": cam}
+                       for cam in cams])
+    c.wait([f"/hydranet/{cam}/detections" for cam in cams], count=3)
+    stamps = [{stamp_ns(m) for m in c.got[f"/hydranet/{cam}/detections"]} for cam in cams]
+    assert set.intersection(*stamps), "the cameras' frames of one tick all came out"
+    spin_until(rclpy_node, lambda: c.engine() and c.engine()[-1]["max_batch_size"] != "n/a", 15.0,
+               "the engine's batch sizes")
+    assert {e["max_batch_size"] for e in c.engine() if e["max_batch_size"] != "n/a"} == {"1"}
+    assert node.stop() == 0, node.output()
+
+
 def _measure_pass_ms(ros, c: Collector, name: str, streams: list[dict]) -> float:
     """The node's own pass time for these streams (one batch of all of them), at a pace it keeps up with: a
     2 Hz rig for a few ticks, then the engine status's pass_ms (median of recent passes)."""

@@ -184,7 +184,7 @@ class HydraNetNode(LifecycleNode):
                 warn=self.get_logger().warning,
             )
             self.contract = self.engine.contract
-            self.engine.warmup(batch_sizes=sorted({1, len(self.cameras)}))
+            self.engine.warmup(batch_sizes=sorted({1, self._pass_size()}))
             self.perception = Perception(self.engine, self.contract)
         except (ModelError, OSError, ValueError, RuntimeError) as exc:
             self.engine_error = str(exc)
@@ -400,13 +400,18 @@ class HydraNetNode(LifecycleNode):
         inbox = self.inbox
         while inbox is not None and not inbox.closed:
             frames = inbox.take(timeout=0.2, gather=self.values["batch_window_ms"] / 1000.0)
-            if frames:
+            size = self._pass_size()
+            for batch in (frames[i:i + size] for i in range(0, len(frames), size)):
                 try:
-                    self._process(frames)
+                    self._process(batch)
                 except Exception as exc:  # noqa: BLE001 - the loop must survive anything a frame can cause
-                    for f in frames:
+                    for f in batch:
                         self.cameras[f.camera].monitor.engine_failed(f"{type(exc).__name__}: {exc}")
                     self._throttled_warn("pass", f"inference pass failed: {type(exc).__name__}: {exc}", error=True)
+
+    def _pass_size(self) -> int:
+        """Frames per pass at most: max_batch, or every camera's (0)."""
+        return self.values["max_batch"] or max(1, len(self.cameras))
 
     def _process(self, frames: list[Frame]) -> None:
         """One pass. Live mode bounds each result's age at publication (from the frame's reception) by

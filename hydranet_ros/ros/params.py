@@ -104,6 +104,10 @@ SCHEMA: tuple[Param, ...] = (
           "publisher down instead of dropping", min=1.0, max=65_536.0, read_only=True),
     Param("batch_window_ms", int, "after a camera's frame arrives, wait up to this long for the other cameras' "
           "frames, so that frames of one instant share a pass", min=0, max=1000),
+    Param("max_batch", int, "frames in one inference pass at most: 0 takes every waiting camera's frame into one "
+          "pass; N splits them into passes of N. On a CPU a batch saves no time and the engine's memory grows with "
+          "it: 1 held 4 cameras to 1.4x one camera's memory here, against 2.2x in one pass (bench/node_latency.py)",
+          min=0, max=64, read_only=True),
     Param("score_threshold", float, "detections below this score are not published", min=0.0, max=1.0),
     Param("diagnostics_period_s", float, "period of the /diagnostics status", min=0.1, max=60.0,
           read_only=True),
