@@ -33,6 +33,11 @@ DEFAULTS = REPO / "config" / "hydranet.yaml"
 RVIZ = REPO / "config" / "hydranet.rviz"
 TF_STATIC = REPO / "test" / "procs" / "tf_static.py"
 OPTICAL_IN_BODY = [-0.5, 0.5, -0.5, 0.5]  # camera body (x forward) -> optical frame (z forward), as URDFs state it
+# Each camera's outputs with the shipped model: its four heads (+ depth's camera_info, the label topics), the
+# overlay, the point cloud, 3-D boxes and markers, and with a mounting the grid and lane polylines.
+CAMERA_OUTPUTS = ("drivable_area", "drivable_area/label_info", "lane_lines", "lane_lines/label_info", "depth",
+                  "depth/camera_info", "detections", "detections/label_info", "detections_3d", "markers", "overlay",
+                  "points", "drivable_grid", "lane_polylines")
 OUTPUT_TIMEOUT_S = 90.0  # start-up (model load, discovery) plus the first passes of the shipped model on 2 cores
 
 
@@ -116,9 +121,12 @@ def wait_for_every_output(node, launched: RosProcess, node_ns: str, cameras: lis
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
     node.create_subscription(get_message("diagnostic_msgs/msg/DiagnosticArray"), "/diagnostics",
                              got["/diagnostics"].append, 10)
-    # The label topics and the fused grid are advertised with the others; read the list once more after discovery
-    # has had time to bring every endpoint of the node.
-    spin_for(node, 2.0)
+    # Discovery brings the node's endpoints one by one: wait for every output the shipped model has (the fused
+    # grid with several cameras), then take whatever else the node advertises too.
+    expected = {f"{base}/{cam}/{o}" for cam in cameras for o in CAMERA_OUTPUTS}
+    expected |= {f"{base}/drivable_grid"} if len(cameras) > 1 else set()
+    spin_until(node, lambda: expected <= set(advertised()), DISCOVERY_TIMEOUT_S,
+               lambda: f"the node to advertise {sorted(expected - set(advertised()))}")
     for topic, type_name in sorted(advertised().items()):
         got[topic] = []
         node.create_subscription(get_message(type_name), topic, got[topic].append,
