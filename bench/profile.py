@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 import cv2  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
+from hydranet_ros.runtime.contract import load_contract  # noqa: E402
 from hydranet_ros.runtime.preprocess import make_batch  # noqa: E402
 
 DEFAULT = REPO / "models" / "hydranet_effl0_road.onnx"
@@ -91,8 +92,8 @@ def main() -> int:
     rgb = cv2.cvtColor(cv2.imread(str(FRAME)), cv2.COLOR_BGR2RGB)
     results = {}
     for m in models:
-        meta = ort.InferenceSession(str(m), providers=["CPUExecutionProvider"]).get_inputs()[0].shape
-        x = make_batch([rgb], int(meta[2]), int(meta[1]))[0]
+        contract = load_contract(m)
+        x = make_batch([rgb], contract.input_width, contract.input_height)[0]
         results[m.name] = profile(m, x, args.runs, args.threads)
     parts = sorted({p for r in results.values() for p in r}, key=lambda p: -max(r.get(p, 0) for r in results.values()))
     names = list(results)

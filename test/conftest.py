@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
@@ -46,14 +46,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.ros_domain_ids = (domain, other)  # type: ignore[attr-defined]
 
 
+def unavailable(reason: str, in_ci: str | None = None) -> NoReturn:
+    """Skip a test that needs what a fresh clone lacks (../shared, the tools set-up installs from it), saying
+    why; in CI (CI=true), which has all of it, fail instead (with `in_ci`, else the same reason)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(in_ci or reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def shared_assets() -> Path:
     """../shared/assets, or skip with the reason. In CI (CI=true) its absence is an error, not a skip."""
     if SHARED_ASSETS.is_dir():
         return SHARED_ASSETS
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI must run with ../shared beside the repo; {SHARED_ASSETS} is missing")
-    pytest.skip(f"needs the development assets in {SHARED_ASSETS} (not part of a fresh clone)")
+    unavailable(f"needs the development assets in {SHARED_ASSETS} (not part of a fresh clone)",
+                f"CI must run with ../shared beside the repo; {SHARED_ASSETS} is missing")
 
 
 class RosProcess:

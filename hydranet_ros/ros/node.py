@@ -439,6 +439,7 @@ class HydraNetNode(LifecycleNode):
         clock = self.get_clock()
         grids: list[tuple[Any, Any]] = []  # (stamp, grid) of this pass's published frames
         grid = (self.values["base_frame"], self._grid_spec())  # the parameters as they are for this pass
+        fuse = self.grid_pub is not None and self.grid_pub.get_subscription_count() > 0  # asked once per pass
         for f, cam, frame in zip(frames, cams, p.frames, strict=True):
             if frame.error is not None:
                 why = f"{cam.image_topic}: {frame.error}"
@@ -448,7 +449,7 @@ class HydraNetNode(LifecycleNode):
             assert frame.result is not None and frame.rgb is not None
             frame_id = cam.frame_id or f.msg.header.frame_id
             t_ground = time.monotonic()
-            self._on_the_ground(cam, frame_id, frame.result, grid[1])  # post-processing that needs the mounting
+            self._on_the_ground(cam, frame_id, frame.result, grid[1], fuse)  # post-processing needing the mounting
             for stage, ms in (("decode", frame.decode_ms), ("preprocess", p.preprocess_ms), ("infer", p.infer_ms),
                               ("postprocess", p.postprocess_ms + _ms(t_ground))):
                 cam.monitor.stage(stage, ms)
@@ -468,7 +469,7 @@ class HydraNetNode(LifecycleNode):
                 grids.append((f.msg.header.stamp, frame.result.grid))
             cam.monitor.stage("publish", _ms(t0))
             cam.monitor.published(age * 1000.0, stamp_age_ms)
-        if grids and self.grid_pub is not None and self.grid_pub.get_subscription_count() > 0:
+        if grids and fuse:
             stamp = max((g[0] for g in grids), key=lambda t: (t.sec, t.nanosec))
             self.grid_pub.publish(occupancy_grid(Header(stamp=stamp, frame_id=grid[0]),
                                                  fuse_grids([g for _, g in grids]), grid[1]))
@@ -480,11 +481,11 @@ class HydraNetNode(LifecycleNode):
         x0, x1, y0, y1 = self.values["grid_bounds_m"]
         return GridSpec(self.values["grid_resolution_m"], x0, x1, y0, y1, self.values["grid_max_range_m"])
 
-    def _on_the_ground(self, cam: Camera, frame_id: str, result: FrameResult, spec: GridSpec) -> None:
+    def _on_the_ground(self, cam: Camera, frame_id: str, result: FrameResult, spec: GridSpec, fuse: bool) -> None:
         """Where the camera's mounting is known (TF, else the parameter): depth_scale road/auto scales this frame's
         depth by the road's, boxes standing clear get their ground-contact distance, and the drivable grid and the
-        lane polylines are made while someone listens. Without one depth keeps the network's scale, with a warning
-        that says why."""
+        lane polylines are made while someone listens (`fuse`: to the fused grid). Without one depth keeps the
+        network's scale, with a warning that says why."""
         mounting, why = None, "depth_scale is network"
         if self.mountings is not None:
             mounting, why = self.mountings.mounting(self.values["base_frame"], frame_id, cam.mounting_param)
@@ -502,8 +503,7 @@ class HydraNetNode(LifecycleNode):
             return
         ground_contacts(result, mounting)
         road = result.masks.get(self.values["road_head"])
-        fused = self.grid_pub is not None and self.grid_pub.get_subscription_count() > 0
-        if road is not None and cam.pubs is not None and (cam.pubs.wanted("drivable_grid") or fused):
+        if road is not None and cam.pubs is not None and (cam.pubs.wanted("drivable_grid") or fuse):
             result.grid = cam.ground_grid.grid(road > 0, result.dense_intrinsics, mounting, spec)
         lanes = result.masks.get(self.values["lane_head"])
         if lanes is not None and cam.pubs is not None and cam.pubs.wanted("lane_polylines"):

@@ -15,7 +15,6 @@ benchmarks take it like any model; its card (written by the caller) says what wa
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from hydranet_ros.core.contract import METADATA_KEY, read_metadata
+from hydranet_ros import __version__
+from hydranet_ros.core.contract import read_metadata, write_metadata
 
 INPUT_NAME = "images"
 
@@ -110,11 +110,7 @@ def quantize_int8(source: Path, target: Path, batches: Iterable[np.ndarray], met
             # Percentile and entropy keep a histogram per tensor; ORT's default of 2048 bins is plenty here.
             extra_options={"CalibTensorRangeSymmetric": False},
         )
-    quantized = onnx.load(str(target))
-    del quantized.metadata_props[:]
-    entry = quantized.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps({**meta, "precision": "int8"})
-    onnx.save(quantized, str(target))
+    write_metadata(target, {**meta, "precision": "int8"}, ("hydranet_ros", __version__))
     return {"format": "QDQ (ONNX Runtime static quantization)", "weights": "int8, per output channel",
             "activations": "uint8, per tensor", "operators": list(op_types), "calibration_method": method,
             "convolutions_int8": len(set(convs) - set(excluded)),
