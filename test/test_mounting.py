@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from hydranet_ros.core.geometry import Intrinsics
-from hydranet_ros.core.mounting import Mounting, MountingError, TransformGraph
+from hydranet_ros.core.mounting import (
+    BODY_FROM_OPTICAL,
+    Mounting,
+    MountingError,
+    TransformGraph,
+    quaternion_of,
+    rotation_quaternion,
+)
 from hydranet_ros.runtime.road_scale import RoadScale, RoadScaleOptions
 
 K = Intrinsics(700.0, 700.0, 639.5, 359.5)
@@ -47,7 +54,7 @@ def test_tf_chains_give_the_same_mounting_as_the_parameter():
     # base_link -> chassis -> camera_link -> camera_optical, as a URDF publishes them; the body pose split in two.
     from hydranet_ros.core.mounting import rotation_rpy
 
-    q_body = _quaternion(rotation_rpy(*pose[3:]))
+    q_body = quaternion_of(rotation_rpy(*pose[3:]))
     assert g.set("base_link", "chassis", [0.2, 0.0, 0.3], [0, 0, 0, 1])
     assert g.set("chassis", "camera_link", [1.0, 0.1, 1.25], q_body)
     assert g.set("camera_link", "camera_optical", [0, 0, 0], OPTICAL_IN_BODY)
@@ -64,6 +71,22 @@ def test_tf_chains_give_the_same_mounting_as_the_parameter():
     assert g.mounting("base_link", "elsewhere") is None
 
 
+def test_a_mounting_as_a_tf_transform_round_trips_and_half_turns_survive():
+    # What the node publishes on /tf_static for a parameter's mounting is what TF gives back.
+    m = Mounting.from_pose([1.2, 0.1, 1.55, 0.01, 0.05, -0.02])
+    xyz, xyzw = m.transform()
+    back = Mounting.from_transform(xyz, xyzw)
+    np.testing.assert_allclose(back.rotation, m.rotation, atol=1e-12)
+    np.testing.assert_allclose(back.translation, m.translation, atol=1e-12)
+    assert quaternion_of(BODY_FROM_OPTICAL) == pytest.approx(OPTICAL_IN_BODY)  # as URDFs state it
+    # Every branch of the matrix -> quaternion conversion, rotations by ~180 deg (w ~ 0) included.
+    rng = np.random.default_rng(1)
+    for q in [*rng.normal(size=(200, 4)), [1, 0, 0, 1e-9], [0, 1, 0, 0], [0, 0, 1, 0], [0.6, 0.8, 0, 0]]:
+        r = rotation_quaternion(*q)
+        np.testing.assert_allclose(rotation_quaternion(*quaternion_of(r)), r, atol=1e-9)
+        assert quaternion_of(r)[3] >= 0
+
+
 def test_impossible_mountings_and_transforms_are_refused():
     with pytest.raises(MountingError, match="above the road"):
         Mounting.from_pose([0, 0, -0.5, 0, 0, 0])  # under the road
@@ -77,11 +100,6 @@ def test_impossible_mountings_and_transforms_are_refused():
     assert not g.set("base_link", "cam", [0, 0, float("nan")], [0, 0, 0, 1])
     assert not g.set("base_link", "cam", [0, 0, 1], [0, 0, 0, 0])
     assert g.rejected == 2 and g.lookup("base_link", "cam") is None
-
-
-def _quaternion(r: np.ndarray) -> list[float]:
-    w = math.sqrt(max(0.0, 1 + r[0, 0] + r[1, 1] + r[2, 2])) / 2
-    return [(r[2, 1] - r[1, 2]) / (4 * w), (r[0, 2] - r[2, 0]) / (4 * w), (r[1, 0] - r[0, 1]) / (4 * w), w]
 
 
 def _road_scene(true_scale: float, rng: np.random.Generator, outliers: float = 0.0):

@@ -1,7 +1,8 @@
 """Depth anchored to the road (issue 15) through real processes: the node takes a camera's mounting from /tf_static
-published by another process with stock settings, else from its parameter, else keeps the network's scale and
-says why; the published depth is the network's times the reported road scale; impossible mountings and NaN
-transforms are refused and counted."""
+published by another process with stock settings, else from its parameter (which it then states on /tf_static
+itself, until another node gives that frame a parent), else keeps the network's scale and says why; the published
+depth is the network's times the reported road scale; impossible mountings and NaN transforms are refused and
+counted."""
 
 from __future__ import annotations
 
@@ -11,15 +12,21 @@ import math
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
+from tf2_msgs.msg import TFMessage
 
 from conftest import IMAGE, REPO, SAMPLES, spin_until, start_node, start_rig, wait_for_publishers
+from hydranet_ros.core.mounting import rotation_quaternion as quaternion_matrix
 from hydranet_ros.ros.convert import image_to_numpy
 
 MODEL = REPO / "models" / "hydranet_effl0_road.onnx"  # trained: its drivable area finds the road
 TF_STATIC = REPO / "test" / "procs" / "tf_static.py"
 OPTICAL_IN_BODY = [-0.5, 0.5, -0.5, 0.5]  # camera_link -> camera_optical_frame, as URDFs state it
 CAMERA = {"camera_info_topic": "/camera/front/camera_info"}
+# What tf2_ros' listeners (RViz, tf2_echo) subscribe /tf_static with: a late joiner still gets the latched message.
+TF_LISTENER_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
 STREAM = {"topic": "/camera/front/image_raw", "image": IMAGE, "info_topic": "/camera/front/camera_info",
           "intrinsics": str(SAMPLES / "udacity_camera_intrinsics.json"), "frame_id": "front_camera_optical"}
 
@@ -53,7 +60,9 @@ def test_the_mounting_comes_from_tf_static_and_the_depth_is_the_network_times_th
     tf = ros.start_python(TF_STATIC, json.dumps(transforms), name="tf_static")
     depths: list[Image] = []
     node.create_subscription(Image, "/hydranet/front/depth", depths.append, 10)
-    hydranet = start_node(ros, MODEL, {"front": CAMERA}, "node_tf", depth_scale="auto")
+    # A mounting parameter too: TF wins, and the node states nothing on /tf_static for a frame TF already has.
+    camera = {**CAMERA, "mounting": [0.0, 0.0, 1.2, 0.0, 0.0, 0.0]}
+    hydranet = start_node(ros, MODEL, {"front": camera}, "node_tf", depth_scale="auto")
     diags = run_camera(ros, node, "tf")
 
     def road_scale() -> bool:
@@ -66,6 +75,8 @@ def test_the_mounting_comes_from_tf_static_and_the_depth_is_the_network_times_th
     assert float(v["mounting_height_m"]) == pytest.approx(1.45, abs=1e-3)
     assert float(v["mounting_pitch_deg"]) == pytest.approx(math.degrees(2 * math.asin(0.0131)), abs=0.05)
     assert int(v["engine.tf_transforms_rejected"]) >= 1 and v["engine.base_frame"] == "base_link"
+    assert v["mounting_on_tf_static"] == "false"
+    assert [i.node_name for i in node.get_publishers_info_by_topic("/tf_static")] == ["tf_static_publisher"]
     scale = float(v["depth_scale"])
     assert 0.25 <= scale <= 4.0 and scale != 1.0
     n = len(depths)
@@ -100,6 +111,55 @@ def test_the_mounting_parameter_serves_where_tf_has_none(ros, rclpy_node):
     v = camera_status(diags)
     assert v["mounting_from"] == "parameter" and float(v["mounting_height_m"]) == pytest.approx(1.5)
     assert float(v["mounting_pitch_deg"]) == pytest.approx(math.degrees(0.02), abs=0.006)  # shown to 0.01 deg
+
+    # The node states the parameter on /tf_static, latched: a listener that joins now still gets it.
+    assert v["mounting_on_tf_static"] == "true"
+    heard: list[TFMessage] = []
+    node.create_subscription(TFMessage, "/tf_static", heard.append, TF_LISTENER_QOS)
+    spin_until(node, lambda: bool(heard), 30.0, "the node's latched /tf_static")
+    [t] = [t for m in heard for t in m.transforms]
+    assert (t.header.frame_id, t.child_frame_id) == ("base_link", "front_camera_optical")
+    tr, q = t.transform.translation, t.transform.rotation
+    assert (tr.x, tr.y, tr.z) == pytest.approx((0.0, 0.0, 1.5))
+    # Checked against the frames' definitions, not the node's code: the optical axis (z) points forward, 0.02 rad
+    # down; optical x (image right) is the vehicle's right (-y); optical y (image down) is down and a little forward.
+    rotate = quaternion_matrix(q.x, q.y, q.z, q.w)
+    np.testing.assert_allclose(rotate @ [0, 0, 1], [math.cos(0.02), 0, -math.sin(0.02)], atol=1e-9)
+    np.testing.assert_allclose(rotate @ [1, 0, 0], [0, -1, 0], atol=1e-9)
+    np.testing.assert_allclose(rotate @ [0, 1, 0], [-math.sin(0.02), 0, -math.cos(0.02)], atol=1e-9)
+
+
+def test_a_transform_from_another_node_withdraws_the_one_the_node_states_for_its_parameter(ros, rclpy_node):
+    node = rclpy_node
+    hydranet = start_node(ros, MODEL, {"front": {**CAMERA, "mounting": [0.0, 0.0, 1.5, 0.0, 0.0, 0.0]}},
+                          "node_withdraw")
+    diags = run_camera(ros, node, "withdraw")
+    spin_until(node, lambda: camera_status(diags).get("mounting_on_tf_static") == "true", 90.0,
+               lambda: f"the parameter on /tf_static; diagnostics {camera_status(diags)}")
+    # The node's own transform, heard back, is not taken for TF's.
+    assert camera_status(diags)["mounting_from"] == "parameter"
+
+    transforms = [
+        {"parent": "base_link", "child": "front_camera_link", "xyz": [1.8, 0.0, 1.45], "xyzw": [0, 0, 0, 1]},
+        {"parent": "front_camera_link", "child": "front_camera_optical", "xyz": [0, 0, 0], "xyzw": OPTICAL_IN_BODY},
+    ]
+    ros.start_python(TF_STATIC, json.dumps(transforms), name="tf_static_late")
+
+    def taken_from_tf() -> bool:
+        v = camera_status(diags)
+        return v.get("mounting_from") == "tf" and v.get("mounting_on_tf_static") == "false"
+
+    spin_until(node, taken_from_tf, 60.0, lambda: f"TF's mounting; diagnostics {camera_status(diags)}")
+    assert float(camera_status(diags)["mounting_height_m"]) == pytest.approx(1.45)
+    spin_until(node, lambda: "stopped publishing" in hydranet.output(), 30.0, "the warning")
+    assert "front_camera_optical" in hydranet.output().split("stopped publishing")[0].rsplit("\n", 1)[-1]
+
+    # A listener joining now hears both publishers' latched messages; the node's states no transform any more.
+    heard: list[TFMessage] = []
+    node.create_subscription(TFMessage, "/tf_static", heard.append, TF_LISTENER_QOS)
+    spin_until(node, lambda: len(heard) >= 2, 30.0, lambda: f"two latched /tf_static messages, got {len(heard)}")
+    parents = {t.header.frame_id for m in heard for t in m.transforms if t.child_frame_id == "front_camera_optical"}
+    assert parents == {"front_camera_link"}
 
 
 def test_without_a_mounting_depth_keeps_the_network_scale_and_a_warning_says_why(ros, rclpy_node):

@@ -53,6 +53,30 @@ def rotation_quaternion(x: float, y: float, z: float, w: float) -> np.ndarray:
                      [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
+def quaternion_of(rotation: np.ndarray) -> tuple[float, float, float, float]:
+    """The unit quaternion (x, y, z, w; w >= 0) of a rotation matrix: `rotation_quaternion`'s inverse."""
+    m = np.asarray(rotation, np.float64)
+    # Shepperd's method: take the largest of w, x, y, z from the diagonal, the others from off-diagonal sums.
+    trace = m[0, 0] + m[1, 1] + m[2, 2]
+    i = int(np.argmax([trace, m[0, 0], m[1, 1], m[2, 2]]))
+    if i == 0:
+        s = 2.0 * math.sqrt(max(1e-12, 1.0 + trace))
+        q = [(m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s, s / 4]
+    elif i == 1:
+        s = 2.0 * math.sqrt(max(1e-12, 1.0 + m[0, 0] - m[1, 1] - m[2, 2]))
+        q = [s / 4, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s, (m[2, 1] - m[1, 2]) / s]
+    elif i == 2:
+        s = 2.0 * math.sqrt(max(1e-12, 1.0 - m[0, 0] + m[1, 1] - m[2, 2]))
+        q = [(m[0, 1] + m[1, 0]) / s, s / 4, (m[1, 2] + m[2, 1]) / s, (m[0, 2] - m[2, 0]) / s]
+    else:
+        s = 2.0 * math.sqrt(max(1e-12, 1.0 - m[0, 0] - m[1, 1] + m[2, 2]))
+        q = [(m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, s / 4, (m[1, 0] - m[0, 1]) / s]
+    v = np.array(q) / np.linalg.norm(q)
+    if v[3] < 0:
+        v = -v
+    return float(v[0]), float(v[1]), float(v[2]), float(v[3])
+
+
 @dataclass(frozen=True)
 class Mounting:
     """The camera's optical frame in base_frame: p_base = rotation @ p_optical + translation."""
@@ -131,6 +155,12 @@ class Mounting:
         down = d[:, 2] < -1e-9
         return self.translation[:2] + d[down, :2] * (-self.height / d[down, 2])[:, None]
 
+    def transform(self) -> tuple[tuple[float, float, float], tuple[float, float, float, float]]:
+        """(translation, quaternion xyzw) of the optical frame in base_frame: the TF transform base_frame -> the
+        images' frame_id that states this mounting."""
+        x, y, z = (float(v) for v in self.translation)
+        return (x, y, z), quaternion_of(self.rotation)
+
     def describe(self) -> str:
         return f"{self.source}: {self.height:.2f} m above the road, pitch {self.pitch_deg:+.1f} deg"
 
@@ -157,6 +187,10 @@ class TransformGraph:
             return False
         self._edges[child] = (parent, r, t)
         return True
+
+    def children(self) -> set[str]:
+        """Every frame that has a parent."""
+        return set(self._edges)
 
     def _to_root(self, frame: str) -> list[str]:
         chain, seen = [frame], {frame}

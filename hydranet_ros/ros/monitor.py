@@ -63,6 +63,7 @@ class CameraMonitor:
         self.loss_hint = ""  # what to configure when frames are lost on the way (set by the node)
         self.behind_hint = ""  # why frames cannot make max_age_ms, when the node knows (set by the node)
         self.mounting: Mounting | None = None  # where the camera sits, for the last frame (set by the node)
+        self.mounting_on_tf_static = False  # the node states that mounting on /tf_static (set by the node)
         self.depth_scale = (1.0, "network", "no frame yet")  # (scale, road | held | network, why not road)
 
     def received(self) -> None:
@@ -149,6 +150,7 @@ class CameraMonitor:
             *_stats("stamp_age_at_publish_ms", p.stamp_ages_ms),
             ("focal_length_from", self.focal_source),
             *_mounting_values(self.mounting),
+            ("mounting_on_tf_static", str(self.mounting_on_tf_static).lower()),
             ("depth_scale", f"{self.depth_scale[0]:.3f}"),
             ("depth_scale_from", self.depth_scale[1]),
             ("depth_scale_note", self.depth_scale[2]),

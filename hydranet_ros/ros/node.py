@@ -488,7 +488,9 @@ class HydraNetNode(LifecycleNode):
         network's scale, with a warning that says why."""
         mounting, why = None, "depth_scale is network"
         if self.mountings is not None:
-            mounting, why = self.mountings.mounting(self.values["base_frame"], frame_id, cam.mounting_param)
+            mounting, why = self.mountings.mounting(self.values["base_frame"], frame_id, cam.mounting_param,
+                                                    publish=self.values["publish_mounting_tf"])
+            cam.monitor.mounting_on_tf_static = self.mountings.published(frame_id)
         cam.monitor.mounting = mounting
         if self.values["depth_scale"] == "network":
             cam.monitor.depth_scale = (1.0, "network", "depth_scale is network")

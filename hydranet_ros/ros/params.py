@@ -85,6 +85,9 @@ SCHEMA: tuple[Param, ...] = (
     Param("points_stride", int, "points: one point per this many depth pixels in each direction", min=1, max=64),
     Param("base_frame", str, "the vehicle frame whose z = 0 is the road (REP 105 base_link): cameras' mountings "
           "are looked up in TF from it to each image's frame_id"),
+    Param("publish_mounting_tf", bool, "a camera's mounting given by its parameter is also published on "
+          "/tf_static (base_frame -> the images' frame_id), so RViz and the rest of the stack place its outputs; "
+          "never where TF already gives that frame a parent", read_only=True),
     Param("depth_scale", str, "metric scale of depth: road (per frame, from the drivable area's road pixels and "
           "the camera's mounting), network (the model's own), or auto (road where the mounting is known)",
           choices=(AUTO, "road", "network")),
