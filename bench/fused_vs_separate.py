@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from tqdm import tqdm
 
+from hydranet_ros.core import cpu_threads
 from hydranet_ros.model.export import export_onnx
 from hydranet_ros.model.spec import ModelSpec, load_spec
 
@@ -29,8 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 def session(path: Path, threads: int) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
-    # The sessions run interleaved: threads spin-waiting after one session's run would steal the next one's cores.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # The sessions run interleaved: threads spin-waiting after one session's run would steal the next one's cores
+    # (core/cpu_threads.py).
+    cpu_threads.configure(opts)
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 

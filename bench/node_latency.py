@@ -17,6 +17,10 @@ and a depth head's camera_info: five for the default model) and notes the wall-c
              over several passes) its typical batch is timed too, in the JSON, and a note says so.
   overhead   e2e p50 - engine p50, and as % of engine p50; also e2e p50 - the node's own mean infer time,
              which is immune to the engine running slower in the node than alone (CPU shared with the rig).
+             A paced row's engine runs at the same pace (one batch per camera period): idle between frames, the
+             engine alone is slower than back to back, and that is not the node's overhead.
+  path       means of where a frame's time outside the stages goes: camera -> node (stamp to DDS reception),
+             queued (in the node outside its stages), node -> subscriber (publishing and transport out).
   stages     the node's own per-stage means from /diagnostics (decode, preprocess, infer, postprocess, publish),
              node batch its mean batch size, busy drops the frames it replaced unprocessed (live mode).
 
@@ -230,6 +234,10 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
         pairs = [(float(v[f"latency_{s}_ms"]), float(v["output_rate_hz"])) for v in periods
                  if v[f"latency_{s}_ms"] != "n/a" and float(v["output_rate_hz"]) > 0]
         stages[s] = wmean(pairs)
+    ages = {}  # the node's own: from DDS reception, and from the header stamp, to the hand-over to DDS
+    for key in ("age_at_publish_ms", "stamp_age_at_publish_ms"):
+        ages[key] = wmean([(float(v[key]), float(v["output_rate_hz"])) for v in periods
+                           if v.get(key, "n/a") != "n/a" and float(v["output_rate_hz"]) > 0])
     eng = [d["hydranet: engine"] for d in seen]
     pb = [(float(b["mean_batch_size"]), int(b["passes_total"]) - int(a["passes_total"]))
           for a, b in zip(eng, eng[1:], strict=False) if b["mean_batch_size"] != "n/a"]
@@ -246,31 +254,45 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
             "node_rss_peak_mb": peak_rss, "passes_per_s": passes / span_s if passes else 0.0,
             "offered_ticks": round(rate * args.seconds), "complete_ticks": len(e2e),
             "partial_ticks": len(window) - len(e2e), "results_per_s": len(e2e) / args.seconds,
-            "e2e_ms": e2e, "frame_e2e_ms": frames, "stage_means_ms": stages, "mean_batch": mean_batch,
+            "e2e_ms": e2e, "frame_e2e_ms": frames, "stage_means_ms": stages, "ages_ms": ages, "mean_batch": mean_batch,
             "max_batch": max((int(e["max_batch_size"]) for e in eng if e["max_batch_size"] != "n/a"), default=0),
             **{k: total(f"{k}_total") for k in ("received", "published", "dropped_busy", "dropped_stale")},
             "exit_codes": exit_codes}
 
 
-def time_engine(engine, runs: int, batch_size: int) -> dict:
-    """engine.run and make_batch on B copies of the 1280x720 sample (letterboxed), p50 of `runs`."""
+def time_engine(engine, runs: int, batch_size: int, period_s: float = 0.0) -> dict:
+    """engine.run and make_batch on B copies of the 1280x720 sample (letterboxed), p50 of `runs`; one run every
+    `period_s` where given (the node's pace: an engine idle between frames runs slower than back to back)."""
     rgb = cv2.cvtColor(cv2.imread(str(IMAGE)), cv2.COLOR_BGR2RGB)
     c = engine.contract
     engine.warmup(batch_sizes=(batch_size,))
     run_ms, pre_ms = [], []
+    next_run = time.monotonic()
     for _ in range(runs):
+        time.sleep(max(0.0, next_run - time.monotonic()))
+        next_run = time.monotonic() + period_s
         t = time.perf_counter()
         batch, _ = make_batch([rgb] * batch_size, c.input_width, c.input_height)
         pre_ms.append((time.perf_counter() - t) * 1e3)
         t = time.perf_counter()
         engine.run(batch)
         run_ms.append((time.perf_counter() - t) * 1e3)
-    return {"batch": batch_size, "engine_p50_ms": float(np.median(run_ms)),
+    return {"batch": batch_size, "period_s": period_s, "engine_p50_ms": float(np.median(run_ms)),
             "make_batch_p50_ms": float(np.median(pre_ms)), "engine_ms": run_ms, "make_batch_ms": pre_ms}
 
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
+
+
+def path_ms(r: dict) -> tuple[float, float, float]:
+    """Means along a frame's way: camera -> the node's DDS reader (the tick's stamp to reception), waiting in the
+    node outside its stages (reception to the hand-over to DDS, less decode, preprocess, infer, postprocess), and
+    the node -> this subscriber (the hand-over to the last output's arrival, publishing included)."""
+    st, ages = r["stage_means_ms"], r["ages_ms"]
+    staged = sum(st[s] for s in ("decode", "preprocess", "infer", "postprocess"))
+    return (ages["stamp_age_at_publish_ms"] - ages["age_at_publish_ms"], ages["age_at_publish_ms"] - staged,
+            float(np.mean(r["e2e_ms"])) - ages["stamp_age_at_publish_ms"] if r["e2e_ms"] else float("nan"))
 
 
 def row(r: dict) -> str:
@@ -280,15 +302,17 @@ def row(r: dict) -> str:
     return (f"| {r['cameras']} | {rate} | {r['results_per_s']:.2f} | {e2e:.0f} | {pct(r['e2e_ms'], 95):.0f} | "
             f"{r['mean_batch']:.2f} | {eng:.0f} (B={r['engine']['batch']}) | {r['engine']['make_batch_p50_ms']:.1f} | "
             f"{e2e - eng:.0f} | {100 * (e2e - eng) / eng:.0f} % | {e2e - st['infer']:.0f} | "
+            + " | ".join(f"{v:.1f}" for v in path_ms(r)) + " | "
             + " | ".join(f"{st[s]:.1f}" for s in STAGES)
             + f" | {r['dropped_busy']} | {r['complete_ticks']} / {r['offered_ticks']} | {r['passes_per_s']:.2f} | "
             f"{r['node_rss_idle_mb']:.0f} | {r['node_rss_mb']:.0f} | {r['node_rss_peak_mb']:.0f} |")
 
 
 HEADER = ("| cameras | rate Hz | results/s | e2e p50 ms | e2e p95 ms | node batch | engine p50 ms | make_batch ms | "
-          "overhead p50 ms | overhead % | e2e - node infer ms | decode | preprocess | infer | postprocess | publish | "
+          "overhead p50 ms | overhead % | e2e - node infer ms | camera -> node | queued | node -> subscriber | "
+          "decode | preprocess | infer | postprocess | publish | "
           "busy drops | complete / offered ticks | passes/s | node RSS idle MB | node RSS MB | node peak MB |\n|"
-          + "---|" * 22)
+          + "---|" * 25)
 
 
 def main() -> int:
@@ -334,7 +358,8 @@ def measure(args: argparse.Namespace, counts: list[int], log_dir: Path, engine) 
             bar.set_postfix_str(f"{n} camera(s) at {rate:g} Hz")
             r = node_run(args, [f"cam{i}" for i in range(n)], rate, log_dir, f"{n}cam_{kind}")
             bar.set_postfix_str(f"engine alone, batch {n}")
-            timed.append(time_engine(engine, args.engine_runs, n))  # right after the run, no node running
+            # Right after the run, no node running, at the run's pace: paced, one batch per camera period.
+            timed.append(time_engine(engine, args.engine_runs, n, 1.0 / rate if kind == "paced" else 0.0))
             typical = n if np.isnan(r["mean_batch"]) else max(1, min(n, round(r["mean_batch"])))
             if typical != n:  # the node split ticks over several passes: time its typical batch too (JSON)
                 r["engine_typical_batch"] = time_engine(engine, args.engine_runs, typical)

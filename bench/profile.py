@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 import cv2  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
+from hydranet_ros.core import cpu_threads  # noqa: E402
 from hydranet_ros.runtime.contract import load_contract  # noqa: E402
 from hydranet_ros.runtime.preprocess import make_batch  # noqa: E402
 
@@ -61,7 +62,7 @@ def profile(model: Path, x, runs: int, threads: int, warmup: int = 3) -> Counter
     """Kernel ms per pass of each network part over `runs` passes after `warmup` untimed ones."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    cpu_threads.configure(opts)  # as the node's engine
     opts.enable_profiling = True
     opts.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "ort")
     session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])

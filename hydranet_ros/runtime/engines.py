@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from hydranet_ros.core import cpu_threads
 from hydranet_ros.core.contract import CHECKPOINT_SUFFIXES, ModelContract, ModelError
 from hydranet_ros.runtime.contract import load_contract
 
@@ -185,9 +186,8 @@ class OrtEngine(Engine):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
-        # Idle worker threads sleep instead of spin-waiting for the next run: in the node they share the cores with
-        # the threads that receive camera frames, and spinning starved those into losing frames.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Spin-wait within a run, not after it: the node's DDS threads share the cores (core/cpu_threads.py).
+        cpu_threads.configure(options)
         try:
             self._session: Any = ort.InferenceSession(str(contract.path), options, providers=chosen)
         # ONNX Runtime raises its own exception types (InvalidProtobuf, InvalidGraph, Fail, ...), none shared.

@@ -24,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from hydranet_ros.core import cpu_threads
 from hydranet_ros.train.manifest import IGNORE_CLASS, IGNORE_INDEX
 from hydranet_ros.train.metrics import box_iou
 
@@ -115,9 +116,9 @@ def open_session(path: str | Path, threads: int = 2) -> Any:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    # Without spinning: teachers run interleaved (TwinLiteNet, then a detector), and an idle session's threads
-    # spin-waiting after a run steal the next session's cores (measured: issue 16).
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Teachers run interleaved (TwinLiteNet, then a detector): threads spin-waiting after one session's run would
+    # steal the next one's cores (core/cpu_threads.py).
+    cpu_threads.configure(opts)
     # The exports carry unused initializers and ORT warns about each one at load; nothing is wrong with them.
     opts.log_severity_level = 3
     if not Path(path).is_file():
