@@ -145,7 +145,7 @@ class CameraMonitor:
             ("lost_in_transport", str(p.lost)),
             ("camera_info_rejected", str(p.info_rejected)),
             *((f"{k}_total", str(totals[k])) for k in counted),
-            *(kv for s in STAGES for kv in _stats(f"latency_{s}_ms", p.stages[s])),
+            *(kv for s in STAGES for kv in _stats(f"latency_{s}_ms", p.stages[s], percentiles=True)),
             *_stats("age_at_publish_ms", p.ages_ms, percentiles=True),
             *_stats("stamp_age_at_publish_ms", p.stamp_ages_ms),
             ("focal_length_from", self.focal_source),
