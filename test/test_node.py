@@ -152,3 +152,10 @@ def test_thresholds_change_at_run_time_and_bad_values_are_refused(ros, rclpy_nod
     spin_until(node, lambda: focal_from() == "canonical", 15.0, "a status without a focal length")
     assert set_double("cameras.front.fallback_fx", 800.0).successful
     spin_until(node, lambda: focal_from() == "fallback_fx", 15.0, "the fallback focal length in use")
+    # A list of numbers, as `ros2 param set` and the service send it (rclpy hands it over as an array.array).
+    bounds = ParameterMsg(name="grid_bounds_m", value=ParameterValue(
+        type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=[0.0, 30.0, -10.0, 10.0]))
+    result = _call(node, set_client, SetParameters.Request(parameters=[bounds])).results[0]
+    assert result.successful, result.reason
+    got = _call(node, get_client, GetParameters.Request(names=["grid_bounds_m"])).values
+    assert list(got[0].double_array_value) == [0.0, 30.0, -10.0, 10.0]

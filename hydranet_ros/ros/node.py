@@ -18,6 +18,7 @@ profile (config/fastdds_node.xml) takes inputs over UDP into a large receive buf
 
 from __future__ import annotations
 
+import array
 import math
 import os
 import statistics
@@ -357,18 +358,20 @@ class HydraNetNode(LifecycleNode):
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
         schema = {p.name: p for p in P.expand(self.values["camera_names"])}
-        for change in changes:
-            p = schema.get(change.name)
-            if p is not None and (why := p.validate(change.value)):
+        # rclpy hands numeric arrays set at run time (ros2 param set, the parameter service) over as array.array.
+        values = {c.name: list(c.value) if isinstance(c.value, array.array) else c.value for c in changes}
+        for name, value in values.items():
+            p = schema.get(name)
+            if p is not None and (why := p.validate(value)):
                 return SetParametersResult(successful=False, reason=why)
-        for change in changes:
-            if change.name in schema:  # a plain dict store: the inference thread reads single keys
-                self.values[change.name] = change.value
-                camera, _, key = change.name.removeprefix("cameras.").rpartition(".")
+        for name, value in values.items():
+            if name in schema:  # a plain dict store: the inference thread reads single keys
+                self.values[name] = value
+                camera, _, key = name.removeprefix("cameras.").rpartition(".")
                 if key == "fallback_fx" and camera in getattr(self, "cameras", {}):
-                    self.cameras[camera].fallback_fx = float(change.value)
+                    self.cameras[camera].fallback_fx = float(value)
                 if key == "mounting" and camera in getattr(self, "cameras", {}):
-                    self.cameras[camera].mounting_param = mounting_of(change.value)
+                    self.cameras[camera].mounting_param = mounting_of(value)
         return SetParametersResult(successful=True)
 
     # --- inputs (executor thread) -------------------------------------------------------------------
