@@ -128,6 +128,25 @@ def test_the_mounting_parameter_serves_where_tf_has_none(ros, rclpy_node):
     np.testing.assert_allclose(rotate @ [1, 0, 0], [0, -1, 0], atol=1e-9)
     np.testing.assert_allclose(rotate @ [0, 1, 0], [-math.sin(0.02), 0, -math.cos(0.02)], atol=1e-9)
 
+    # Cleared at run time, the mounting is unknown again, and the node takes back what it stated on /tf_static.
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    client = node.create_client(SetParameters, "/hydranet/set_parameters")
+    spin_until(node, client.service_is_ready, 15.0, "the parameter service")
+    empty = ParameterValue(type=ParameterType.PARAMETER_DOUBLE_ARRAY, double_array_value=[])
+    future = client.call_async(SetParameters.Request(parameters=[Parameter(name="cameras.front.mounting",
+                                                                           value=empty)]))
+    spin_until(node, future.done, 15.0, "clear the mounting")
+    assert future.result().results[0].successful, future.result().results[0].reason
+    spin_until(node, lambda: camera_status(diags).get("mounting_from") == "none", 30.0,
+               lambda: f"no mounting; diagnostics {camera_status(diags)}")
+    assert camera_status(diags)["mounting_on_tf_static"] == "false"
+    later: list[TFMessage] = []
+    node.create_subscription(TFMessage, "/tf_static", later.append, TF_LISTENER_QOS)
+    spin_until(node, lambda: bool(later), 30.0, "the node's latched /tf_static")
+    assert [t for m in later for t in m.transforms] == []
+
 
 def test_a_transform_from_another_node_withdraws_the_one_the_node_states_for_its_parameter(ros, rclpy_node):
     node = rclpy_node

@@ -99,6 +99,11 @@ class MountingSource:
         self._sent.setdefault(child, []).append(edge)
         self._broadcast()
 
+    def _retract(self, frame_id: str) -> None:
+        """Stop stating a frame's mounting on /tf_static (under the lock)."""
+        if self._published.pop(frame_id.lstrip("/"), None) is not None:
+            self._broadcast()
+
     def published(self, frame_id: str) -> bool:
         """Whether the node states this frame's mounting on /tf_static."""
         with self._lock:
@@ -124,10 +129,13 @@ class MountingSource:
                 return found, ""
         else:
             why = "the images have no frame_id"
-        if parameter is not None:
-            if publish and frame_id:
-                with self._lock:
+        if frame_id and (publish and parameter is not None or frame_id.lstrip("/") in self._published):
+            with self._lock:
+                if publish and parameter is not None:
                     self._advertise(base_frame, frame_id, parameter)
+                else:  # the parameter was cleared: what the node stated on /tf_static no longer holds
+                    self._retract(frame_id)
+        if parameter is not None:
             return parameter, ""
         return None, f"{why}, and no mounting parameter"
 
