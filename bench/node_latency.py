@@ -27,7 +27,8 @@ and a depth head's camera_info: five for the default model) and notes the wall-c
 Two rows per camera count: at --rate, where frames wait in the inbox for the pass in progress (the e2e then
 includes that wait), and "paced" at --paced-rate (lowered if a pass of N frames would not fit twice into one
 period), where waiting is not a factor: its overhead is the pipeline's own (transport, decode, preprocess,
-postprocess, publish). Target (issue 4): overhead <= 15 % of engine time at one camera.
+postprocess, publish). Target (issue 4): overhead <= 15 % of engine time at one camera, judged as e2e p50 - the
+node's own median infer time (the engine alone, timed minutes later in this process, varies too much here).
 Prints a markdown table and writes bench/results/node_latency_<timestamp>.json.
 """
 
@@ -380,13 +381,15 @@ def measure(args: argparse.Namespace, counts: list[int], log_dir: Path, engine) 
         print(row(r))
     for r in runs:
         if r["cameras"] == 1:
+            # Judged against the engine as it runs in the node: the engine alone, timed in another process
+            # minutes later, varies by +-10 ms from run to run on a 2-core machine (bench/README.md).
             e2e, eng, infer = pct(r["e2e_ms"], 50), r["engine"]["engine_p50_ms"], r["infer_p50_ms"]
-            share = (e2e - eng) / eng
+            share = (e2e - infer) / infer
             verdict = "meets" if share <= TARGET else "misses"
-            print(f"1 camera at {r['rate_hz']:g} Hz{' (paced)' if r['kind'] == 'paced' else ''}: overhead "
-                  f"{e2e - eng:.1f} ms = {100 * share:.0f} % of the engine's {eng:.1f} ms: {verdict} the target "
-                  f"(<= {100 * TARGET:.0f} %); against the node's own infer median ({infer:.1f} ms): "
-                  f"{e2e - infer:.1f} ms = {100 * (e2e - infer) / infer:.0f} %")
+            print(f"1 camera at {r['rate_hz']:g} Hz{' (paced)' if r['kind'] == 'paced' else ''}: the node's own "
+                  f"cost {e2e - infer:.1f} ms = {100 * share:.0f} % of its engine's {infer:.1f} ms (p50): {verdict} "
+                  f"the target (<= {100 * TARGET:.0f} %); against the engine alone ({eng:.1f} ms): "
+                  f"{e2e - eng:.1f} ms = {100 * (e2e - eng) / eng:.0f} %")
     one = [r for r in runs if r["cameras"] == 1 and r["kind"] == "rate"]
     for r in runs:
         if one and r["cameras"] > 1 and r["kind"] == "rate":
