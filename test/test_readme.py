@@ -104,9 +104,11 @@ def test_the_tools_block_runs_as_written(ros: RosEnv, rclpy_node):
                lambda: "detections: " + " | ".join(p.output()[-1500:] for p in ros.processes))
 
 
-def test_the_step_by_step_block_runs_as_written(ros: RosEnv, tmp_path: Path):
+def test_the_step_by_step_block_runs_as_written(ros: RosEnv, rclpy_node, tmp_path: Path):
     """The node on a camera topic, a camera from `publish-image`, and `record` of two outputs for 10 s: the bag
     holds detections and depth (the /tmp path of the README is a temporary folder here)."""
+    from vision_msgs.msg import Detection2DArray
+
     from hydranet_ros.bags.rosbag import open_reader
 
     block = [c.replace("/tmp/", f"{tmp_path}/") for c in block_starting(".venv/bin/hydranet_node --ros-args")]
@@ -114,6 +116,12 @@ def test_the_step_by_step_block_runs_as_written(ros: RosEnv, tmp_path: Path):
     for n, command in enumerate(starters):
         argv = ["bash", "-c", "exec " + command.replace(".venv/bin/", f"{BIN}/")]
         ros.processes.append(RosProcess(argv, ros.env(), ros.log_dir / f"readme_steps_{n}.out", group=True))
+    # As a reader would, record once the node answers: its start (model load, warm-up) takes from 2 s on a quiet
+    # machine to over 10 s on a loaded one, which would leave the 10 s recording empty.
+    detections: list = []
+    rclpy_node.create_subscription(Detection2DArray, "/hydranet/front/detections", detections.append, 10)
+    spin_until(rclpy_node, lambda: bool(detections), 120.0,
+               lambda: "detections: " + " | ".join(p.output()[-1500:] for p in ros.processes))
     out = subprocess.run(record.replace(".venv/bin/", f"{BIN}/"), shell=True, cwd=REPO, env=ros.env(),
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout + out.stderr
