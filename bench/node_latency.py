@@ -230,18 +230,16 @@ def node_run(args, cams: list[str], rate: float, log_dir: Path, tag: str) -> dic
     seen = [d for t, d in diags if t_from <= t <= t_to + 1e9]
     t_seen = [t for t, _ in diags if t_from <= t <= t_to + 1e9]
     periods = [d[f"hydranet: camera {c}"] for d in seen[1:] for c in cams]
-    stages = {}
-    for s in STAGES:
-        pairs = [(float(v[f"latency_{s}_ms"]), float(v["output_rate_hz"])) for v in periods
-                 if v[f"latency_{s}_ms"] != "n/a" and float(v["output_rate_hz"]) > 0]
-        stages[s] = wmean(pairs)
-    # The infer stage's median too (per period, weighted): a few slow passes lift the mean, and e2e is a median.
-    infer_p50 = wmean([(float(v["latency_infer_ms_p50"]), float(v["output_rate_hz"])) for v in periods
-                       if v.get("latency_infer_ms_p50", "n/a") != "n/a" and float(v["output_rate_hz"]) > 0])
-    ages = {}  # the node's own: from DDS reception, and from the header stamp, to the hand-over to DDS
-    for key in ("age_at_publish_ms", "stamp_age_at_publish_ms"):
-        ages[key] = wmean([(float(v[key]), float(v["output_rate_hz"])) for v in periods
-                           if v.get(key, "n/a") != "n/a" and float(v["output_rate_hz"]) > 0])
+
+    def period_mean(key: str) -> float:  # a /diagnostics value over the periods, weighted by output rate
+        return wmean([(float(v[key]), float(v["output_rate_hz"])) for v in periods
+                      if v.get(key, "n/a") != "n/a" and float(v["output_rate_hz"]) > 0])
+
+    stages = {s: period_mean(f"latency_{s}_ms") for s in STAGES}
+    # The infer stage's median too: a few slow passes lift the mean, and e2e is a median.
+    infer_p50 = period_mean("latency_infer_ms_p50")
+    # The node's own: from DDS reception, and from the header stamp, to the hand-over to DDS.
+    ages = {key: period_mean(key) for key in ("age_at_publish_ms", "stamp_age_at_publish_ms")}
     eng = [d["hydranet: engine"] for d in seen]
     pb = [(float(b["mean_batch_size"]), int(b["passes_total"]) - int(a["passes_total"]))
           for a, b in zip(eng, eng[1:], strict=False) if b["mean_batch_size"] != "n/a"]

@@ -26,12 +26,14 @@ import sys
 import time
 from pathlib import Path
 
+from hydranet_ros.core import cpu_threads
+
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = REPO / "hydranet_ros" / "samples" / "project_video_0750.jpg"
 SETTINGS = {
     "default": {},
     "no spinning": {"session.intra_op.allow_spinning": "0"},
-    "spin within runs": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"},
+    "spin within runs": cpu_threads.SESSION_CONFIG,
 }
 
 

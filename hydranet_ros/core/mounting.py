@@ -188,9 +188,8 @@ class TransformGraph:
         self._edges[child] = (parent, r, t)
         return True
 
-    def children(self) -> set[str]:
-        """Every frame that has a parent."""
-        return set(self._edges)
+    def has_parent(self, frame: str) -> bool:
+        return frame.lstrip("/") in self._edges
 
     def _to_root(self, frame: str) -> list[str]:
         chain, seen = [frame], {frame}

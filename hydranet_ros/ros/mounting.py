@@ -48,6 +48,7 @@ class MountingSource:
         self._lock = threading.Lock()
         self._published: dict[str, Edge] = {}  # child frame -> the edge this node states on /tf_static
         self._sent: dict[str, list[Edge]] = {}  # every edge ever sent per child: their echoes are not others' TF
+        self._advertised: dict[str, tuple[str, Mounting]] = {}  # child -> what _advertise last stated for it
         self.withdrawn: dict[str, str] = {}  # child frame -> why the node no longer publishes it
         self._pub: Any = None
         self._subs = [node.create_subscription(TFMessage, "/tf_static", self._on_tf, TF_STATIC_QOS),
@@ -64,6 +65,7 @@ class MountingSource:
                     continue  # the node's own /tf_static, heard back
                 if self.graph.set(parent, child, edge[1], edge[2]) and child in self._published:
                     del self._published[child]
+                    self._advertised.pop(child, None)
                     self.withdrawn[child] = f"TF gives {child} the parent {parent}"
                     changed = True
             if changed:
@@ -88,10 +90,15 @@ class MountingSource:
         self._pub.publish(msg)
 
     def _advertise(self, base_frame: str, frame_id: str, mounting: Mounting) -> None:
-        """State a parameter's mounting on /tf_static, unless TF already gives the frame a parent (under the lock)."""
+        """State a parameter's mounting on /tf_static, unless TF already gives the frame a parent (under the lock).
+        Called every frame: the same mounting (parsed once per parameter change) for the same frames costs a lookup."""
         child = frame_id.lstrip("/")
-        if child in self.withdrawn or child in self.graph.children() or child == base_frame.lstrip("/"):
+        last = self._advertised.get(child)
+        if last is not None and last[0] == base_frame and last[1] is mounting:
             return
+        if child in self.withdrawn or self.graph.has_parent(child) or child == base_frame.lstrip("/"):
+            return
+        self._advertised[child] = (base_frame, mounting)
         edge = (base_frame.lstrip("/"), *mounting.transform())
         if child in self._published and _same(edge, self._published[child]):
             return
@@ -101,6 +108,7 @@ class MountingSource:
 
     def _retract(self, frame_id: str) -> None:
         """Stop stating a frame's mounting on /tf_static (under the lock)."""
+        self._advertised.pop(frame_id.lstrip("/"), None)
         if self._published.pop(frame_id.lstrip("/"), None) is not None:
             self._broadcast()
 
